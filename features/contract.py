@@ -1,0 +1,176 @@
+"""The event contract (schema_version 1): one definition for the collector, Spark and the simulator.
+
+A game sends events as JSON objects of the shape of ``Event``. The collector validates each one
+with ``EventValidator`` and puts the *normalised* form on the stream: times as epoch
+milliseconds, ``received_at`` stamped, ``properties`` kept as an object. Spark reads the same
+normalised form with ``BRONZE_DDL``. Changing a field here is a contract change: add a new
+``schema_version`` rather than altering version 1 in place.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+EVENT_TYPES: tuple[str, ...] = (
+    "session_start",
+    "session_end",
+    "level_up",
+    "match_end",
+    "store_view",
+    "offer_shown",
+    "purchase",
+    "currency_earn",
+    "currency_spend",
+    "ad_view",
+)
+PLATFORMS: tuple[str, ...] = ("ios", "android", "pc", "console", "web")
+
+EventType = Literal[
+    "session_start",
+    "session_end",
+    "level_up",
+    "match_end",
+    "store_view",
+    "offer_shown",
+    "purchase",
+    "currency_earn",
+    "currency_spend",
+    "ad_view",
+]
+Platform = Literal["ios", "android", "pc", "console", "web"]
+
+Uuid = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+        description="client-made UUID, the deduplication key",
+    ),
+]
+PlayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
+GameId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_\-]{1,32}$")]
+ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
+EpochMs = Annotated[int, msgspec.Meta(ge=0, le=32503680000000)]  # up to year 3000
+Timestamp = EpochMs | datetime
+Properties = Annotated[dict[str, Any], msgspec.Meta(max_length=64)]
+
+
+class Event(msgspec.Struct, forbid_unknown_fields=True):
+    """One player event as a game sends it (schema_version 1)."""
+
+    event_id: Uuid
+    event_type: EventType
+    player_id: PlayerId
+    game_id: GameId
+    event_time: Timestamp
+    platform: Platform
+    app_version: ShortText
+    schema_version: Literal[1] = 1
+    sent_at: Timestamp | None = None
+    country: Country | None = None
+    session_id: ShortText | None = None
+    properties: Properties = msgspec.field(default_factory=dict)
+
+
+def to_epoch_ms(value: int | datetime) -> int:
+    """Epoch milliseconds from either accepted time form (an RFC 3339 string without an offset is UTC)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return int(value.timestamp() * 1000)
+    return int(value)
+
+
+def corrected_event_time_ms(event_time_ms: int, sent_at_ms: int | None, received_at_ms: int) -> int:
+    """Device time moved onto the server clock: a device whose clock runs ahead by d sends
+    ``sent_at`` d ahead too, so ``received_at - sent_at`` undoes the skew (plus transit time)."""
+    if sent_at_ms is None:
+        return event_time_ms
+    return event_time_ms + (received_at_ms - sent_at_ms)
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """How far from the server clock a (skew-corrected) event time may lie."""
+
+    max_past_ms: int
+    max_future_ms: int
+
+    @classmethod
+    def of(cls, max_past_days: float, max_future_minutes: float) -> TimeBounds:
+        return cls(int(max_past_days * 86_400_000), int(max_future_minutes * 60_000))
+
+
+_decoder = msgspec.json.Decoder()
+
+
+class EventValidator:
+    """Turns one raw JSON value into a normalised stream event, or a rejection reason."""
+
+    def __init__(self, bounds: TimeBounds):
+        self.bounds = bounds
+
+    def validate(self, raw: Any, received_at_ms: int) -> tuple[dict[str, Any] | None, str | None]:
+        """``(normalised_event, None)`` when valid, else ``(None, reason)``; never raises."""
+        if not isinstance(raw, dict):
+            return None, f"an event must be a JSON object, got {type(raw).__name__}"
+        try:
+            ev = msgspec.convert(raw, Event, strict=False)
+        except msgspec.ValidationError as exc:
+            return None, str(exc)
+        event_ms = to_epoch_ms(ev.event_time)
+        sent_ms = to_epoch_ms(ev.sent_at) if ev.sent_at is not None else None
+        corrected = corrected_event_time_ms(event_ms, sent_ms, received_at_ms)
+        if corrected < received_at_ms - self.bounds.max_past_ms:
+            return None, "event_time is further in the past than the collector accepts"
+        if corrected > received_at_ms + self.bounds.max_future_ms:
+            return None, "event_time is further in the future than the collector accepts"
+        return (
+            {
+                "event_id": ev.event_id.lower(),
+                "schema_version": ev.schema_version,
+                "event_type": ev.event_type,
+                "player_id": ev.player_id,
+                "game_id": ev.game_id,
+                "event_time": event_ms,
+                "sent_at": sent_ms,
+                "received_at": received_at_ms,
+                "platform": ev.platform,
+                "app_version": ev.app_version,
+                "country": ev.country,
+                "session_id": ev.session_id,
+                "properties": ev.properties,
+            },
+            None,
+        )
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def decode_json(data: bytes) -> Any:
+    """Parse JSON bytes (raises ``msgspec.DecodeError`` on malformed input)."""
+    return _decoder.decode(data)
+
+
+encode_json = msgspec.json.encode
+
+
+# Columns of a normalised event as Spark reads it off the stream (times are epoch ms; the
+# Spark jobs turn them into TIMESTAMPs). ``properties`` stays JSON text: each event type has its
+# own properties, typed in silver.
+STREAM_EVENT_DDL = (
+    "event_id STRING, schema_version INT, event_type STRING, player_id STRING, game_id STRING, "
+    "event_time BIGINT, sent_at BIGINT, received_at BIGINT, stream_at BIGINT, platform STRING, "
+    "app_version STRING, country STRING, session_id STRING, properties STRING, "
+    "stream_shard STRING, stream_position STRING"
+)
+

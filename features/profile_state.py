@@ -1,0 +1,110 @@
+"""A player's online profile as state: day buckets folded event by event, read as of any time.
+
+The streaming job folds each micro-batch's events into this state and writes it to the online
+store; serving reads it back and computes features as of the request time. Both use the same
+``FeatureSet`` and the same day-tiled window semantics as the batch job (``features.definitions``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from features.definitions import FeatureSet
+from features.properties import property_value, quarantine_reason
+
+DAY_MS = 86_400_000
+
+
+def utc_date(ms: int) -> date:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).date()
+
+
+@dataclass
+class ProfileState:
+    """Per-day partial aggregates, latest times, and recently seen event ids of one player."""
+
+    days: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """``YYYY-MM-DD`` → bucket → ``[n, sum, max]``."""
+    last: dict[str, int] = field(default_factory=dict)
+    """Recency input → latest event time (epoch ms)."""
+    seen: list[str] = field(default_factory=list)
+    """Most recent event ids applied, oldest first (duplicate filter)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"days": self.days, "last": self.last, "seen": self.seen}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ProfileState:
+        if not data:
+            return cls()
+        return cls(days=dict(data.get("days", {})), last=dict(data.get("last", {})), seen=list(data.get("seen", [])))
+
+    def apply(self, fs: FeatureSet, event: dict[str, Any], time_ms: int, max_seen: int) -> bool:
+        """Fold one event in (its time already skew-corrected); False if skipped as duplicate
+        or as a row silver would quarantine."""
+        if event["event_id"] in self.seen:
+            return False
+        props = event.get("properties") or {}
+        if quarantine_reason(event["event_type"], props) is not None:
+            return False
+        day = utc_date(time_ms).isoformat()
+        etype = event["event_type"]
+        for bucket, (types, value) in fs.buckets().items():
+            if etype not in types:
+                continue
+            if value is None:
+                v = None
+            else:
+                v = property_value(props, value)
+                if v is None:
+                    continue
+            cell = self.days.setdefault(day, {}).setdefault(bucket, [0, 0.0, None])
+            cell[0] += 1
+            if v is not None:
+                cell[1] += v
+                cell[2] = v if cell[2] is None else max(cell[2], v)
+        for rec in fs.recencies:
+            if etype in rec.event_types and time_ms > self.last.get(rec.input, -1):
+                self.last[rec.input] = time_ms
+        if max_seen > 0:
+            self.seen.append(event["event_id"])
+            if len(self.seen) > max_seen:
+                del self.seen[: len(self.seen) - max_seen]
+        return True
+
+    def expire(self, as_of_ms: int, keep_days: int) -> None:
+        """Drop day buckets no window as of ``as_of_ms`` can reach any more."""
+        oldest = (utc_date(as_of_ms) - timedelta(days=keep_days - 1)).isoformat()
+        for day in [d for d in self.days if d < oldest]:
+            del self.days[day]
+
+    def features(self, fs: FeatureSet, as_of_ms: int) -> dict[str, float | int | None]:
+        """Feature values as of ``as_of_ms``, assuming no event after it has been folded in."""
+        today = utc_date(as_of_ms)
+        out: dict[str, float | int | None] = {}
+        for agg in fs.aggregations:
+            for window in agg.windows:
+                first = (today - timedelta(days=window - 1)).isoformat()
+                last = today.isoformat()
+                n, total, best = 0, 0.0, None
+                for day, buckets in self.days.items():
+                    if first <= day <= last and agg.bucket in buckets:
+                        cn, cs, cm = buckets[agg.bucket]
+                        n += cn
+                        total += cs
+                        if cm is not None:
+                            best = cm if best is None else max(best, cm)
+                if agg.op == "count":
+                    out[agg.output_name(window)] = n
+                elif agg.op == "sum":
+                    out[agg.output_name(window)] = total
+                elif agg.op == "avg":
+                    out[agg.output_name(window)] = total / n if n else None
+                else:
+                    out[agg.output_name(window)] = best
+        for rec in fs.recencies:
+            t = self.last.get(rec.input)
+            out[rec.output_name] = (as_of_ms - t) / DAY_MS if t is not None and t <= as_of_ms else None
+        return out

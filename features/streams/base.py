@@ -1,0 +1,53 @@
+"""The stream interface: durable, sharded, ordered within a shard, read by position ranges."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    """One record to put: a compressed batch of events of one partition key (a player)."""
+
+    partition_key: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ReadRecord:
+    shard: str
+    position: str
+    """Position within the shard; positions of one shard compare as integers."""
+    data: bytes
+
+
+class Stream(ABC):
+    """A partitioned log. ``put`` returns only once every record is durable (or raises
+    ``StreamUnavailable`` having written none that the caller must not retry); readers ask for
+    the latest positions and then read any ``(after, upto]`` range of a shard, any number of
+    times, getting the same records each time."""
+
+    @abstractmethod
+    def put(self, records: Sequence[StreamRecord]) -> None: ...
+
+    @abstractmethod
+    def shards(self) -> list[str]: ...
+
+    @abstractmethod
+    def latest_positions(self) -> dict[str, str | None]:
+        """Shard → position of its newest record (``None`` for an empty shard)."""
+
+    @abstractmethod
+    def read(self, shard: str, after: str | None, upto: str, limit: int | None = None) -> list[ReadRecord]:
+        """Records of ``shard`` with ``after < position <= upto`` (``after=None``: from the start)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
