@@ -43,6 +43,15 @@ class Stream(ABC):
     def read(self, shard: str, after: str | None, upto: str, limit: int | None = None) -> list[ReadRecord]:
         """Records of ``shard`` with ``after < position <= upto`` (``after=None``: from the start)."""
 
+    def position_after(self, shard: str, after: str | None, count: int) -> str | None:
+        """Position of the ``count``-th record after ``after`` (or the newest, if fewer exist):
+        how a reader bounds a micro-batch without fetching its data."""
+        latest = self.latest_positions().get(shard)
+        if latest is None or after == latest:
+            return after
+        records = self.read(shard, after, latest, limit=count)
+        return records[-1].position if records else after
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 

@@ -74,6 +74,13 @@ class SqliteStream(Stream):
         found = dict(self._conn.execute("SELECT shard, MAX(seq) FROM records GROUP BY shard").fetchall())
         return {s: (str(found[int(s)]) if int(s) in found else None) for s in self.shards()}
 
+    def position_after(self, shard: str, after: str | None, count: int) -> str | None:
+        row = self._conn.execute(
+            "SELECT MAX(seq) FROM (SELECT seq FROM records WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?)",
+            (int(shard), int(after) if after is not None else 0, count),
+        ).fetchone()
+        return str(row[0]) if row and row[0] is not None else after
+
     def read(self, shard: str, after: str | None, upto: str, limit: int | None = None) -> list[ReadRecord]:
         sql = "SELECT seq, data FROM records WHERE shard = ? AND seq > ? AND seq <= ? ORDER BY seq"
         args: tuple[object, ...] = (int(shard), int(after) if after is not None else 0, int(upto))

@@ -1,0 +1,159 @@
+"""Spark data source ``playerpulse_stream``: the event stream as rows, batch or streaming.
+
+Any ``Stream`` backend (SQLite, Kinesis) reads through this one source, so the bronze and the
+profiles jobs never know which stream is configured. Offsets are ``{shard: position}``; one
+micro-batch reads ``(start, end]`` of every shard, one Spark partition per shard, and re-reading
+the same range yields the same rows, which makes checkpointed queries exactly-once.
+
+    spark.dataSource.register(StreamEventsDataSource)
+    df = (spark.readStream.format("playerpulse_stream")
+          .option("stream", settings.stream.model_dump_json()).load())
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from pyspark.sql.datasource import DataSource, DataSourceReader, DataSourceStreamReader, InputPartition
+from pyspark.sql.streaming.datasource import ReadAllAvailable, ReadLimit, ReadMaxRows, SupportsTriggerAvailableNow
+from pyspark.sql.types import StructType
+
+from features.contract import STREAM_EVENT_DDL
+
+SOURCE_NAME = "playerpulse_stream"
+Offset = dict[str, Any]
+
+
+def _open(options: dict[str, str]):
+    from pydantic import TypeAdapter
+
+    from features.config import StreamConfig
+    from features.streams import open_stream
+
+    if "stream" not in options:
+        raise ValueError("the playerpulse_stream source needs option 'stream' (the stream config as JSON)")
+    return open_stream(TypeAdapter(StreamConfig).validate_python(json.loads(options["stream"])))
+
+
+class ShardRange(InputPartition):
+    def __init__(self, shard: str, after: str | None, upto: str):
+        super().__init__((shard, after, upto))
+        self.shard, self.after, self.upto = shard, after, upto
+
+
+def _rows(options: dict[str, str], part: ShardRange) -> Iterator[tuple]:
+    import msgspec
+
+    from features.streams import decode_batch
+
+    encode = msgspec.json.encode
+    stream = _open(options)
+    try:
+        for rec in stream.read(part.shard, part.after, part.upto):
+            stream_at, events = decode_batch(rec.data)
+            for e in events:
+                yield (
+                    e["event_id"], e.get("schema_version", 1), e["event_type"], e["player_id"], e["game_id"],
+                    e["event_time"], e.get("sent_at"), e["received_at"], stream_at, e["platform"],
+                    e["app_version"], e.get("country"), e.get("session_id"),
+                    encode(e.get("properties") or {}).decode(), rec.shard, rec.position,
+                )
+    finally:
+        stream.close()
+
+
+def _ranges(start: Offset, end: Offset) -> list[ShardRange]:
+    return [ShardRange(shard, start.get(shard), upto) for shard, upto in sorted(end.items())
+            if upto is not None and upto != start.get(shard)]
+
+
+class StreamEventsReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
+    def __init__(self, options: dict[str, str]):
+        self.options = dict(options)
+        self.max_records = int(options.get("maxRecordsPerBatch", "0")) or None
+        self._target: Offset | None = None
+
+    def initialOffset(self) -> Offset:
+        stream = _open(self.options)
+        try:
+            return {shard: None for shard in stream.shards()}
+        finally:
+            stream.close()
+
+    def getDefaultReadLimit(self) -> ReadLimit:
+        return ReadMaxRows(self.max_records) if self.max_records else ReadAllAvailable()
+
+    def prepareForTriggerAvailableNow(self) -> None:
+        self._target = self._latest()
+
+    def _latest(self) -> Offset:
+        stream = _open(self.options)
+        try:
+            return stream.latest_positions()
+        finally:
+            stream.close()
+
+    def latestOffset(self, start: Offset, limit: ReadLimit) -> Offset:
+        latest = self._target if self._target is not None else self._latest()
+        if not isinstance(limit, ReadMaxRows):
+            return {**start, **latest}
+        stream = _open(self.options)
+        try:
+            per_shard = max(1, limit.max_rows // max(1, len(latest)))
+            out: Offset = dict(start)
+            for shard, newest in latest.items():
+                if newest is None or newest == start.get(shard):
+                    out[shard] = start.get(shard)
+                    continue
+                pos = stream.position_after(shard, start.get(shard), per_shard)
+                # never past the AvailableNow target
+                out[shard] = pos if pos is not None and int(pos) <= int(newest) else newest
+            return out
+        finally:
+            stream.close()
+
+    def partitions(self, start: Offset, end: Offset) -> list[ShardRange]:
+        return _ranges(start, end)
+
+    def read(self, partition: ShardRange) -> Iterator[tuple]:
+        return _rows(self.options, partition)
+
+    def commit(self, end: Offset) -> None:
+        """Nothing to release: records stay on the stream for other readers and replays."""
+
+
+class StreamEventsBatchReader(DataSourceReader):
+    def __init__(self, options: dict[str, str]):
+        self.options = dict(options)
+
+    def partitions(self) -> list[ShardRange]:
+        stream = _open(self.options)
+        try:
+            return _ranges({}, stream.latest_positions())
+        finally:
+            stream.close()
+
+    def read(self, partition: ShardRange) -> Iterator[tuple]:
+        return _rows(self.options, partition)
+
+
+class StreamEventsDataSource(DataSource):
+    @classmethod
+    def name(cls) -> str:
+        return SOURCE_NAME
+
+    def schema(self) -> str:
+        return STREAM_EVENT_DDL
+
+    def reader(self, schema: StructType) -> DataSourceReader:
+        return StreamEventsBatchReader(self.options)
+
+    def streamReader(self, schema: StructType) -> DataSourceStreamReader:
+        return StreamEventsReader(self.options)
+
+
+def register(spark) -> None:
+    """Make ``format("playerpulse_stream")`` available in ``spark`` (idempotent)."""
+    spark.dataSource.register(StreamEventsDataSource)

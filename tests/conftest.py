@@ -1,0 +1,30 @@
+"""Shared fixtures: one Spark session per test run, a fresh work folder per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from features.config import Settings, load_settings
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Embedded (local) settings whose whole state lives under this test's tmp_path."""
+    return load_settings("local", tmp_path / "var")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):
+    """The one Spark session of the run (local[2], 2 shuffle partitions, UI off, Delta on)."""
+    from pipelines.session import get_spark
+
+    base = load_settings("local", tmp_path_factory.mktemp("spark-session"))
+    session = get_spark(base, app_name="playerpulse-tests")
+    yield session
+    session.stop()
