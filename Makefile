@@ -1,0 +1,53 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   installs what is missing, then runs the whole platform end to end (embedded defaults)
+#   make test   installs what is missing, then runs the test suite
+# Both are idempotent: a second run installs nothing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY_STAMP   := $(VENV)/.installed
+JARS_STAMP := jvm/jars/.resolved
+DEMO_ARGS  ?=
+PYTEST_ARGS ?=
+
+export SPARK_LOCAL_IP ?= 127.0.0.1
+
+.PHONY: install python-deps jars demo test lint clean
+
+install: python-deps jars
+
+python-deps: $(PY_STAMP)
+
+$(PY_STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found: install Python 3.11+"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	@touch $@
+
+jars: $(JARS_STAMP)
+
+# Delta and S3A jars for the Spark that pyspark ships, resolved once by Maven (never by Ivy at
+# session start) into jvm/jars/, which git ignores.
+$(JARS_STAMP): jvm/pom.xml
+	@command -v java >/dev/null || { echo "error: java not found: install OpenJDK 17 (apt-get install openjdk-17-jdk-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (apt-get install maven)"; exit 1; }
+	rm -rf jvm/jars
+	cd jvm && mvn -q -B dependency:copy-dependencies
+	@touch $@
+
+demo: install
+	$(BIN)/playerpulse demo $(DEMO_ARGS)
+
+# pytest exits 5 when it collected no test: say so plainly instead of failing obscurely.
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+lint: python-deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf var spark-warehouse .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from playerpulse.cli import main
+
+sys.exit(main())

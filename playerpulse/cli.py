@@ -1,0 +1,222 @@
+"""``playerpulse``: the one command line of the platform.
+
+Every command takes ``--env`` (which ``conf/<env>.yaml``; default ``$PLAYERPULSE_ENV`` or
+``local``) and ``--workdir`` (where all embedded state lives; default the file's ``workdir``).
+A failure prints what went wrong and what to do, never a bare stack trace (set
+``PLAYERPULSE_DEBUG=1`` to see one).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from features.config import Settings, load_settings
+from features.errors import PlayerPulseError
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+app = typer.Typer(
+    name="playerpulse",
+    help="Real-time player events in, ML predictions out: collector, Delta lakehouse, online profiles, models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+models_app = typer.Typer(help="Registered models: list versions and aliases, roll back.", no_args_is_help=True)
+stream_app = typer.Typer(help="Streaming jobs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(stream_app, name="stream")
+
+Env = Annotated[str | None, typer.Option("--env", help="Configuration to use: conf/<env>.yaml (default $PLAYERPULSE_ENV or 'local').")]
+Workdir = Annotated[Path | None, typer.Option("--workdir", help="Folder for all embedded state (default: the config's workdir, ./var).")]
+
+
+def _settings(env: str | None, workdir: Path | None) -> Settings:
+    return load_settings(env, workdir)
+
+
+@app.command()
+def demo(
+    players: Annotated[int, typer.Option(min=10, help="Simulated players.")] = 2000,
+    days: Annotated[int, typer.Option(min=10, max=60, help="Days of simulated history.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 7,
+    port: Annotated[int, typer.Option(help="Port of the local gateway (0 = any free port).")] = 0,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Run the whole platform end to end on one machine and print a summary."""
+    from playerpulse.demo import run_demo
+
+    settings = _settings(env, workdir)
+    summary = run_demo(settings, players=players, days=days, seed=seed, port=port, console=console)
+    summary.print(console)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Serve the HTTP API (events, profiles, predictions, /healthz, /metrics, /docs)."""
+    import uvicorn
+
+    settings = _settings(env, workdir)
+    os.environ["PLAYERPULSE_ENV"] = settings.env
+    os.environ["PLAYERPULSE_WORKDIR"] = settings.workdir
+    console.print(f"serving env [bold]{settings.env}[/] from {settings.workdir} on http://{host}:{port}")
+    uvicorn.run("serving.asgi:app", host=host, port=port, workers=workers, log_level="warning",
+                access_log=False, loop="uvloop", http="httptools")
+
+
+@app.command()
+def simulate(
+    url: Annotated[str, typer.Option(help="Base URL of a running collector.")] = "http://127.0.0.1:8000",
+    api_key: Annotated[str, typer.Option(envvar="PLAYERPULSE_API_KEY", help="The game's API key.")] = "pp-demo-key-local-only",
+    players: Annotated[int, typer.Option(min=1)] = 2000,
+    days: Annotated[int, typer.Option(min=1, max=60)] = 30,
+    seed: int = 7,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Simulate a game's players and send their history to a collector; keep the ground truth."""
+    from playerpulse.demo import simulate_and_send
+
+    settings = _settings(env, workdir)
+    simulate_and_send(settings, url, api_key, players, days, seed, console)
+
+
+@app.command()
+def pipeline(
+    job: Annotated[str, typer.Argument(help="bronze, silver, gold, or all.")],
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Run a lakehouse job (also runnable as a file with spark-submit)."""
+    from pipelines.jobs import JOBS, run_all
+    from pipelines.session import get_spark
+
+    if job != "all" and job not in JOBS:
+        raise PlayerPulseError(f"unknown job '{job}': choose one of {', '.join([*JOBS, 'all'])}")
+    settings = _settings(env, workdir)
+    spark = get_spark(settings, app_name=f"playerpulse-{job}")
+    result = run_all(spark, settings) if job == "all" else {job: JOBS[job](spark, settings)}
+    for name, metrics in result.items():
+        console.print(f"[bold]{name}[/]: {metrics}")
+
+
+@stream_app.command("profiles")
+def stream_profiles(
+    trigger_ms: Annotated[int | None, typer.Option(help="Micro-batch interval (default from config).")] = None,
+    available_now: Annotated[bool, typer.Option(help="Process what is on the stream, then stop.")] = False,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Materialise player profiles into the online store from the event stream."""
+    from pipelines.profiles_stream import start_profiles_stream
+    from pipelines.session import get_spark
+
+    settings = _settings(env, workdir)
+    spark = get_spark(settings, app_name="playerpulse-profiles")
+    query = start_profiles_stream(spark, settings, trigger_ms=trigger_ms, available_now=available_now)
+    console.print(f"profiles stream running (id {query.id}); Ctrl-C to stop")
+    try:
+        query.awaitTermination()
+    except KeyboardInterrupt:
+        query.stop()
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="Model name: conf/models/<model>.yaml.")],
+    ground_truth: Annotated[Path | None, typer.Option(help="Simulator ground truth parquet (reports the AUC ceiling).")] = None,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Build the point-in-time training set, train, log to MLflow, register, and gate."""
+    from pipelines.session import get_spark
+    from training.train import train_model
+
+    settings = _settings(env, workdir)
+    spark = get_spark(settings, app_name=f"playerpulse-train-{model}")
+    result = train_model(spark, settings, model, ground_truth_path=str(ground_truth) if ground_truth else None)
+    console.print(result)
+
+
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int | None, typer.Option(help="Version to make champion (default: the challenger).")] = None,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Make the challenger (or a given version) the champion that serving uses."""
+    from training.promote import promote as do_promote
+
+    settings = _settings(env, workdir)
+    console.print(do_promote(settings, model, version))
+
+
+@models_app.command("list")
+def models_list(env: Env = None, workdir: Workdir = None) -> None:
+    """Registered models with their versions, aliases and metrics."""
+    from rich.table import Table
+
+    from training.promote import list_models
+
+    settings = _settings(env, workdir)
+    table = Table("model", "version", "aliases", "test_auc", "created")
+    for m in list_models(settings):
+        for v in m["versions"]:
+            auc = v.get("metrics", {}).get("test_auc")
+            table.add_row(m["name"], str(v["version"]), ", ".join(v.get("aliases", [])),
+                          f"{auc:.3f}" if isinstance(auc, float) else "", str(v.get("created", "")))
+    console.print(table)
+
+
+@models_app.command("rollback")
+def models_rollback(model: Annotated[str, typer.Argument()], env: Env = None, workdir: Workdir = None) -> None:
+    """Give the champion alias back to the previous champion."""
+    from training.promote import rollback
+
+    settings = _settings(env, workdir)
+    console.print(rollback(settings, model))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the Typer app and turns failures into short, actionable messages."""
+    try:
+        app(args=argv, standalone_mode=False)
+        return 0
+    except PlayerPulseError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}")
+        return 1
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        return 130
+    except typer.Exit as exc:
+        return exc.exit_code
+    except Exception as exc:  # last resort: still no bare stack trace for a user
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        if os.environ.get("PLAYERPULSE_DEBUG"):
+            raise
+        err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}")
+        err_console.print("run again with PLAYERPULSE_DEBUG=1 for the full trace, and report it if it is a bug")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The collector's core: from (headers, body) to stream records, dead letters and an answer.
+
+Framework-free, so the ASGI app and the AWS Lambda handler share one code path: ``prepare``
+does everything that needs no I/O (auth, limits, decoding, per-event validation, batching by
+player) and the caller then makes the records durable its own way (group commit in the ASGI
+app, a direct put in Lambda) before answering 202.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from features.config import CollectorConfig
+from features.contract import EventValidator, TimeBounds, now_ms
+from features.deadletter import DeadLetter
+from features.streams import StreamRecord, encode_batch
+from serving.auth import ApiKeys
+from serving.decoding import BodyError, decompress, parse_events
+
+_encode = msgspec.json.encode
+_FIELD = re.compile(r"at `\$\.([A-Za-z_]+)")
+
+
+def reason_kind(reason: str) -> str:
+    """A bounded label for metrics from a free-text rejection reason."""
+    if "unknown field" in reason:
+        return "unknown_field"
+    if "further in the" in reason:
+        return "event_time_out_of_bounds"
+    if "game_id does not match" in reason:
+        return "game_mismatch"
+    if "must be a JSON object" in reason:
+        return "not_an_object"
+    m = _FIELD.search(reason)
+    if m:
+        return f"invalid_{m.group(1)}"
+    if "missing required field" in reason:
+        field_ = reason.rsplit("`", 2)
+        return f"missing_{field_[-2]}" if len(field_) >= 3 else "missing_field"
+    return "invalid"
+
+
+@dataclass
+class Prepared:
+    """What one request amounts to, before anything is written."""
+
+    status: int
+    game: str | None = None
+    records: list[StreamRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    accepted: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    message: str | None = None
+    decoded_bytes: int = 0
+    events_in: int = 0
+    bytes_out: int = 0
+
+    def body(self) -> dict[str, Any]:
+        if self.status == 202:
+            return {"accepted": self.accepted, "rejected": len(self.errors), "errors": self.errors}
+        return {"error": self.message}
+
+
+class Collector:
+    def __init__(self, config: CollectorConfig):
+        self.config = config
+        self.keys = ApiKeys(config.api_keys)
+        self.validator = EventValidator(TimeBounds.of(config.max_past_days, config.max_future_minutes))
+
+    def prepare(self, headers: Mapping[str, str], body: bytes) -> Prepared:
+        """Check, decode and validate one ``POST /v1/events``; ``headers`` keys are lower-case."""
+        received_at = now_ms()
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        game = self.keys.game_for(headers.get("authorization"))
+        if game is None:
+            return Prepared(401, message="missing or invalid API key: send 'Authorization: Bearer <game key>'")
+        if len(body) > self.config.max_body_bytes:
+            return Prepared(413, game, message=f"body is larger than {self.config.max_body_bytes} bytes")
+        try:
+            data = decompress(body, headers.get("content-encoding"), self.config.max_decompressed_bytes)
+            items = parse_events(data, headers.get("content-type"))
+        except BodyError as exc:
+            letters = []
+            if exc.status == 400:
+                letters.append(DeadLetter(received_at=received_at, reason=exc.reason, raw=_head(body),
+                                          game_id=game, request_id=request_id))
+            return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
+        if len(items) > self.config.max_events_per_batch:
+            return Prepared(413, game, message=f"{len(items)} events in one request; the limit is "
+                            f"{self.config.max_events_per_batch}: split the batch")
+        out = Prepared(202, game, decoded_bytes=len(data), events_in=len(items))
+        by_player: dict[str, list[dict[str, Any]]] = {}
+        for index, raw in enumerate(items):
+            event, reason = self.validator.validate(raw, received_at)
+            if event is not None and event["game_id"] != game:
+                event, reason = None, f"game_id does not match the API key (key is for '{game}')"
+            if event is None:
+                out.errors.append({"index": index, "reason": reason})
+                out.dead_letters.append(DeadLetter(received_at=received_at, reason=reason or "invalid",
+                                                   raw=_encode(raw).decode(), game_id=game, index=index,
+                                                   request_id=request_id))
+                continue
+            by_player.setdefault(event["player_id"], []).append(event)
+            out.accepted += 1
+        stream_at = now_ms()
+        for player, events in by_player.items():
+            data_out = encode_batch(events, stream_at)
+            out.bytes_out += len(data_out)
+            out.records.append(StreamRecord(player, data_out))
+        return out
+
+
+def _head(body: bytes, limit: int = 4096) -> str:
+    return body[:limit].decode("utf-8", errors="replace")

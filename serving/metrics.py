@@ -1,0 +1,43 @@
+"""Prometheus metrics of the serving process (one registry per app, so tests stay isolated)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class ServingMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("playerpulse_events_accepted", "Events accepted onto the stream", ["game"], registry=r)
+        self.rejected = Counter(
+            "playerpulse_events_rejected", "Events rejected and dead-lettered, by reason", ["reason"], registry=r
+        )
+        self.requests = Counter(
+            "playerpulse_requests", "HTTP requests answered, by route and status", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "playerpulse_request_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=r,
+        )
+        self.batch_events = Histogram(
+            "playerpulse_batch_events",
+            "Events per ingest request",
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=r,
+        )
+        self.bytes_in = Counter("playerpulse_bytes_in", "Request body bytes as received (compressed)", registry=r)
+        self.bytes_decoded = Counter("playerpulse_bytes_decoded", "Request body bytes after decompression", registry=r)
+        self.bytes_out = Counter("playerpulse_stream_bytes_out", "Bytes written to the stream (zstd records)", registry=r)
+        self.commit_records = Histogram(
+            "playerpulse_stream_commit_records",
+            "Stream records per durable write (group commit)",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
+            registry=r,
+        )
+        self.predictions = Counter(
+            "playerpulse_predictions", "Predictions served, by model and fallback", ["model", "fallback"], registry=r
+        )
