@@ -52,9 +52,9 @@ def demo(
     workdir: Workdir = None,
 ) -> None:
     """Run the whole platform end to end on one machine and print a summary."""
+    settings = _settings(env, workdir)
     from playerpulse.demo import run_demo
 
-    settings = _settings(env, workdir)
     summary = run_demo(settings, players=players, days=days, seed=seed, port=port, console=console)
     summary.print(console)
 
@@ -89,9 +89,9 @@ def simulate(
     workdir: Workdir = None,
 ) -> None:
     """Simulate a game's players and send their history to a collector; keep the ground truth."""
+    settings = _settings(env, workdir)
     from playerpulse.demo import simulate_and_send
 
-    settings = _settings(env, workdir)
     simulate_and_send(settings, url, api_key, players, days, seed, console)
 
 
