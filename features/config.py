@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BeforeValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from features.errors import ConfigError
 
@@ -105,11 +105,15 @@ class DynamoDBOnlineStoreConfig(_Strict):
     endpoint_url: EndpointUrl = None
     create_if_missing: bool = False
     """Create the table (on-demand billing) on first use: local servers and dev accounts."""
+    consistent_reads: bool = False
+    """Strongly consistent GetItem: read-your-writes at twice the read cost and a little latency;
+    serving is fine with eventual consistency (a profile is at most ~1 s stale)."""
+    write_concurrency: int = Field(8, ge=1, le=64)
+    """Conditional PutItems in flight at once: BatchWriteItem has no conditions, so a batch of
+    profiles is written by this many threads instead."""
 
 
-OnlineStoreConfig = Annotated[
-    SqliteOnlineStoreConfig | DynamoDBOnlineStoreConfig, Field(discriminator="backend")
-]
+OnlineStoreConfig = Annotated[SqliteOnlineStoreConfig | DynamoDBOnlineStoreConfig, Field(discriminator="backend")]
 
 
 # --- the rest -------------------------------------------------------------------------------
@@ -219,6 +223,7 @@ _PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)(?::-([^}]*))?\}")
 
 def _substitute(value: Any, workdir: str, conf: Path) -> Any:
     if isinstance(value, str):
+
         def env(m: re.Match[str]) -> str:
             name, default = m.group(1), m.group(2)
             if name in os.environ:

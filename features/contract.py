@@ -173,4 +173,3 @@ STREAM_EVENT_DDL = (
     "app_version STRING, country STRING, session_id STRING, properties STRING, "
     "stream_shard STRING, stream_position STRING"
 )
-

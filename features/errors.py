@@ -34,3 +34,11 @@ class StageFailed(PlayerPulseError):
         self.stage = stage
         self.cause = cause
         super().__init__(f"stage '{stage}' failed: {cause}")
+
+
+class TrainingFailed(PlayerPulseError):
+    """A model cannot be trained or evaluated from the data at hand (too few days, one class)."""
+
+
+class PromotionRefused(PlayerPulseError):
+    """An alias move is not possible (no challenger to promote, no previous champion to roll back to)."""

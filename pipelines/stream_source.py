@@ -55,18 +55,33 @@ def _rows(options: dict[str, str], part: ShardRange) -> Iterator[tuple]:
             stream_at, events = decode_batch(rec.data)
             for e in events:
                 yield (
-                    e["event_id"], e.get("schema_version", 1), e["event_type"], e["player_id"], e["game_id"],
-                    e["event_time"], e.get("sent_at"), e["received_at"], stream_at, e["platform"],
-                    e["app_version"], e.get("country"), e.get("session_id"),
-                    encode(e.get("properties") or {}).decode(), rec.shard, rec.position,
+                    e["event_id"],
+                    e.get("schema_version", 1),
+                    e["event_type"],
+                    e["player_id"],
+                    e["game_id"],
+                    e["event_time"],
+                    e.get("sent_at"),
+                    e["received_at"],
+                    stream_at,
+                    e["platform"],
+                    e["app_version"],
+                    e.get("country"),
+                    e.get("session_id"),
+                    encode(e.get("properties") or {}).decode(),
+                    rec.shard,
+                    rec.position,
                 )
     finally:
         stream.close()
 
 
 def _ranges(start: Offset, end: Offset) -> list[ShardRange]:
-    return [ShardRange(shard, start.get(shard), upto) for shard, upto in sorted(end.items())
-            if upto is not None and upto != start.get(shard)]
+    return [
+        ShardRange(shard, start.get(shard), upto)
+        for shard, upto in sorted(end.items())
+        if upto is not None and upto != start.get(shard)
+    ]
 
 
 class StreamEventsReader(DataSourceStreamReader, SupportsTriggerAvailableNow):

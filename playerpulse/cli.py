@@ -34,8 +34,13 @@ stream_app = typer.Typer(help="Streaming jobs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(stream_app, name="stream")
 
-Env = Annotated[str | None, typer.Option("--env", help="Configuration to use: conf/<env>.yaml (default $PLAYERPULSE_ENV or 'local').")]
-Workdir = Annotated[Path | None, typer.Option("--workdir", help="Folder for all embedded state (default: the config's workdir, ./var).")]
+Env = Annotated[
+    str | None,
+    typer.Option("--env", help="Configuration to use: conf/<env>.yaml (default $PLAYERPULSE_ENV or 'local')."),
+]
+Workdir = Annotated[
+    Path | None, typer.Option("--workdir", help="Folder for all embedded state (default: the config's workdir, ./var).")
+]
 
 
 def _settings(env: str | None, workdir: Path | None) -> Settings:
@@ -74,14 +79,24 @@ def serve(
     os.environ["PLAYERPULSE_ENV"] = settings.env
     os.environ["PLAYERPULSE_WORKDIR"] = settings.workdir
     console.print(f"serving env [bold]{settings.env}[/] from {settings.workdir} on http://{host}:{port}")
-    uvicorn.run("serving.asgi:app", host=host, port=port, workers=workers, log_level="warning",
-                access_log=False, loop="uvloop", http="httptools")
+    uvicorn.run(
+        "serving.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
 
 
 @app.command()
 def simulate(
     url: Annotated[str, typer.Option(help="Base URL of a running collector.")] = "http://127.0.0.1:8000",
-    api_key: Annotated[str, typer.Option(envvar="PLAYERPULSE_API_KEY", help="The game's API key.")] = "pp-demo-key-local-only",
+    api_key: Annotated[
+        str, typer.Option(envvar="PLAYERPULSE_API_KEY", help="The game's API key.")
+    ] = "pp-demo-key-local-only",
     players: Annotated[int, typer.Option(min=1)] = 2000,
     days: Annotated[int, typer.Option(min=1, max=60)] = 30,
     seed: int = 7,
@@ -138,7 +153,9 @@ def stream_profiles(
 @app.command()
 def train(
     model: Annotated[str, typer.Argument(help="Model name: conf/models/<model>.yaml.")],
-    ground_truth: Annotated[Path | None, typer.Option(help="Simulator ground truth parquet (reports the AUC ceiling).")] = None,
+    ground_truth: Annotated[
+        Path | None, typer.Option(help="Simulator ground truth parquet (reports the AUC ceiling).")
+    ] = None,
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
@@ -178,8 +195,13 @@ def models_list(env: Env = None, workdir: Workdir = None) -> None:
     for m in list_models(settings):
         for v in m["versions"]:
             auc = v.get("metrics", {}).get("test_auc")
-            table.add_row(m["name"], str(v["version"]), ", ".join(v.get("aliases", [])),
-                          f"{auc:.3f}" if isinstance(auc, float) else "", str(v.get("created", "")))
+            table.add_row(
+                m["name"],
+                str(v["version"]),
+                ", ".join(v.get("aliases", [])),
+                f"{auc:.3f}" if isinstance(auc, float) else "",
+                str(v.get("created", "")),
+            )
     console.print(table)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,8 +29,13 @@ from playerpulse.gateway import Gateway
 DEMO_API_KEY = "pp-demo-key-local-only"
 DEMO_MODEL = "store_offer"
 LAKE_TABLES = (
-    "bronze.player_events", "bronze.dead_letter", "silver.player_events", "silver.quarantine",
-    "gold.player_daily", "gold.player_features_v1", f"gold.training_{DEMO_MODEL}",
+    "bronze.player_events",
+    "bronze.dead_letter",
+    "silver.player_events",
+    "silver.quarantine",
+    "gold.player_daily",
+    "gold.player_features_v1",
+    f"gold.training_{DEMO_MODEL}",
 )
 
 
@@ -87,8 +91,12 @@ class DemoSummary:
             for p in self.predictions:
                 pred = dict(p["prediction"])
                 score = pred.pop("score", None)
-                t.add_row(p["player_id"], f"{score:.3f}" if isinstance(score, float) else "-",
-                          json.dumps(pred), str(p["fallback"]))
+                t.add_row(
+                    p["player_id"],
+                    f"{score:.3f}" if isinstance(score, float) else "-",
+                    json.dumps(pred),
+                    str(p["fallback"]),
+                )
             console.print(t)
 
         lat = Table("path", "p50 ms", "p95 ms", "p99 ms", "samples", title="Latency (measured)")
@@ -100,8 +108,9 @@ class DemoSummary:
         for name, sec in self.stage_seconds.items():
             s.add_row(name, f"{sec:.1f}")
         console.print(s)
-        console.print(f"state: {self.workdir}    API: {self.url or '(stopped)'}    "
-                      f"key: Authorization: Bearer {self.api_key}")
+        console.print(
+            f"state: {self.workdir}    API: {self.url or '(stopped)'}    key: Authorization: Bearer {self.api_key}"
+        )
 
 
 class _Stages:
@@ -125,8 +134,17 @@ class _Stages:
         self.progress.update(task, description=f"[green]{name}", total=1, completed=1)
 
 
-def simulate_and_send(settings: Settings, url: str, api_key: str, players: int, days: int, seed: int,
-                      console: Console, progress: Progress | None = None, task: int | None = None):
+def simulate_and_send(
+    settings: Settings,
+    url: str,
+    api_key: str,
+    players: int,
+    days: int,
+    seed: int,
+    console: Console,
+    progress: Progress | None = None,
+    task: int | None = None,
+):
     """Simulate, keep the ground truth under the work folder, and send the history over HTTP."""
     from playerpulse.simulation import send_deliveries, simulate, write_ground_truth
 
@@ -145,8 +163,10 @@ def simulate_and_send(settings: Settings, url: str, api_key: str, players: int, 
     if report.errors and report.accepted == 0:
         raise PlayerPulseError(f"the collector accepted nothing: {report.errors[:3]}")
     if progress is None:
-        console.print(f"sent {report.requests} requests: {report.accepted} accepted, {report.rejected} rejected "
-                      f"in {report.seconds:.1f}s; ground truth in {gt}")
+        console.print(
+            f"sent {report.requests} requests: {report.accepted} accepted, {report.rejected} rejected "
+            f"in {report.seconds:.1f}s; ground truth in {gt}"
+        )
     return sim, report
 
 
@@ -154,23 +174,46 @@ def ground_truth_path(settings: Settings) -> Path:
     return Path(settings.workdir) / "simulation" / "ground_truth.parquet"
 
 
-def run_demo(settings: Settings, players: int = 2000, days: int = 30, seed: int = 7, port: int = 0,
-             console: Console | None = None, spark=None, live_players: int = 3, latency_rounds: int = 40,
-             predict_calls: int = 300) -> DemoSummary:
+def run_demo(
+    settings: Settings,
+    players: int = 2000,
+    days: int = 30,
+    seed: int = 7,
+    port: int = 0,
+    console: Console | None = None,
+    spark=None,
+    live_players: int = 3,
+    latency_rounds: int = 40,
+    predict_calls: int = 300,
+) -> DemoSummary:
     """Run every stage; raise ``StageFailed`` naming the stage that broke. ``spark`` may be an
     existing session (tests share one); otherwise one is built from ``settings``."""
     console = console or Console()
     summary = DemoSummary(workdir=settings.workdir, api_key=DEMO_API_KEY)
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                        TimeElapsedColumn(), console=console, transient=False)
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
     stages = _Stages(progress, summary)
     with progress, Gateway(settings, port) as gw:
         summary.url = gw.url
         headers = {"Authorization": f"Bearer {DEMO_API_KEY}"}
         with stages.stage("1-2. simulate and send history through the collector") as task:
-            sim, report = simulate_and_send(settings, gw.url, DEMO_API_KEY, players, days, seed, console, progress, task)
-            summary.sent = {"requests": report.requests, "accepted": report.accepted, "rejected": report.rejected,
-                            "seconds": round(report.seconds, 2), **{f"sim_{k}": v for k, v in sim.stats.items()}}
+            sim, report = simulate_and_send(
+                settings, gw.url, DEMO_API_KEY, players, days, seed, console, progress, task
+            )
+            summary.sent = {
+                "requests": report.requests,
+                "accepted": report.accepted,
+                "rejected": report.rejected,
+                "seconds": round(report.seconds, 2),
+                **{f"sim_{k}": v for k, v in sim.stats.items()},
+            }
 
         with stages.stage("3. bronze → silver → gold (Spark, Delta, Great Expectations)"):
             from pipelines.jobs import run_all
@@ -208,8 +251,9 @@ def run_demo(settings: Settings, players: int = 2000, days: int = 30, seed: int 
                     r = client.post(f"/v1/models/{DEMO_MODEL}/predict", json={"player_id": pid, "context": {}})
                     r.raise_for_status()
                     summary.predictions.append(r.json())
-                summary.predict_ms = _predict_latency(client, [c["player_id"] for c in summary.profile_changes],
-                                                      predict_calls)
+                summary.predict_ms = _predict_latency(
+                    client, [c["player_id"] for c in summary.profile_changes], predict_calls
+                )
             if all(p["fallback"] for p in summary.predictions):
                 raise PlayerPulseError(f"every prediction fell back: {summary.predictions[:1]}")
 
@@ -231,8 +275,12 @@ def run_demo(settings: Settings, players: int = 2000, days: int = 30, seed: int 
 def _model_summary(result: Any) -> dict[str, Any]:
     data = result if isinstance(result, dict) else dict(getattr(result, "__dict__", {}))
     metrics = dict(data.get("metrics") or {})
-    out = {"name": data.get("name") or data.get("model_name") or DEMO_MODEL, "version": data.get("version"),
-           "aliases": list(data.get("aliases") or data.get("aliases_set") or []), "gate": data.get("gate")}
+    out = {
+        "name": data.get("name") or data.get("model_name") or DEMO_MODEL,
+        "version": data.get("version"),
+        "aliases": list(data.get("aliases") or data.get("aliases_set") or []),
+        "gate": data.get("gate"),
+    }
     out.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
     return out
 
@@ -285,9 +333,8 @@ def _wait_newer(client: httpx.Client, pid: str, version: int, timeout_s: float =
 
 
 def _live_changes(client: httpx.Client, url: str, players: list[str], seed: int) -> list[dict[str, Any]]:
-    from playerpulse.simulation import live_events, send_deliveries
-
     from features.contract import now_ms
+    from playerpulse.simulation import live_events, send_deliveries
 
     before = {pid: _get_profile(client, pid) for pid in players}
     report = send_deliveries(url, DEMO_API_KEY, live_events(players, now_ms(), seed))
@@ -297,17 +344,19 @@ def _live_changes(client: httpx.Client, url: str, players: list[str], seed: int)
     for pid in players:
         old = before[pid] or {"version": -1, "features": {}}
         new = _wait_newer(client, pid, old["version"])
-        changed = {k: (old["features"].get(k), v) for k, v in new["features"].items()
-                   if old["features"].get(k) != v and not k.startswith("days_since")}
+        changed = {
+            k: (old["features"].get(k), v)
+            for k, v in new["features"].items()
+            if old["features"].get(k) != v and not k.startswith("days_since")
+        }
         changes.append({"player_id": pid, "changed": changed, "timestamps": new["timestamps"]})
     return changes
 
 
 def _latency_rounds(client: httpx.Client, url: str, sim, rounds: int, seed: int) -> list[float]:
     """Send one live delivery at a time and measure collector receipt → profile written."""
-    from playerpulse.simulation import live_events, send_deliveries
-
     from features.contract import now_ms
+    from playerpulse.simulation import live_events, send_deliveries
 
     rng = random.Random(seed + 1)
     ids = sorted({d.player_id for d in sim.deliveries})

@@ -39,8 +39,18 @@ class Gateway:
     def start(self) -> Gateway:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        cmd = [sys.executable, "-m", "playerpulse", "serve", "--port", str(self.port),
-               "--env", self.settings.env, "--workdir", self.settings.workdir]
+        cmd = [
+            sys.executable,
+            "-m",
+            "playerpulse",
+            "serve",
+            "--port",
+            str(self.port),
+            "--env",
+            self.settings.env,
+            "--workdir",
+            self.settings.workdir,
+        ]
         self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
@@ -53,7 +63,9 @@ class Gateway:
                 pass
             time.sleep(0.2)
         self.stop()
-        raise PlayerPulseError(f"the gateway did not answer on {self.url} within {self.timeout:.0f}s; see {self.log_path}")
+        raise PlayerPulseError(
+            f"the gateway did not answer on {self.url} within {self.timeout:.0f}s; see {self.log_path}"
+        )
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

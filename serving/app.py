@@ -57,7 +57,8 @@ def create_app(settings: Settings) -> FastAPI:
         state["dead_letters"] = open_dead_letter_store(settings.dead_letter)
         state["online"] = open_online_store(settings.online_store)
         state["writer"] = GroupCommitWriter(
-            state["stream"], settings.collector.group_commit_max_wait_ms,
+            state["stream"],
+            settings.collector.group_commit_max_wait_ms,
             on_commit=lambda recs: metrics.commit_records.observe(len(recs)),
         )
         try:
@@ -99,14 +100,20 @@ def create_app(settings: Settings) -> FastAPI:
         started = time.perf_counter()
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > settings.collector.max_body_bytes:
-            return _answer(metrics, Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
-                           started)
+            return _answer(
+                metrics,
+                Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
+                started,
+            )
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > settings.collector.max_body_bytes:
-                return _answer(metrics, Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
-                               started)
+                return _answer(
+                    metrics,
+                    Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
+                    started,
+                )
         metrics.bytes_in.inc(len(body))
         prepared = collector.prepare({k.lower(): v for k, v in request.headers.items()}, bytes(body))
         try:
@@ -135,14 +142,16 @@ def create_app(settings: Settings) -> FastAPI:
         p = state["online"].get(player_id)
         if p is None:
             return JSONResponse({"error": f"no profile for player '{player_id}'"}, 404)
-        return JSONResponse({
-            "player_id": p.player_id,
-            "feature_set": p.feature_set,
-            "as_of": p.as_of,
-            "version": p.version,
-            "features": p.features,
-            "timestamps": p.timestamps,
-        })
+        return JSONResponse(
+            {
+                "player_id": p.player_id,
+                "feature_set": p.feature_set,
+                "as_of": p.as_of,
+                "version": p.version,
+                "features": p.features,
+                "timestamps": p.timestamps,
+            }
+        )
 
     @app.post(
         "/v1/models/{model}/predict",
@@ -162,8 +171,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness and readiness")
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "env": settings.env, "stream": settings.stream.backend,
-                "online_store": settings.online_store.backend}
+        return {
+            "status": "ok",
+            "env": settings.env,
+            "stream": settings.stream.backend,
+            "online_store": settings.online_store.backend,
+        }
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
     def prometheus() -> Response:
@@ -173,8 +186,12 @@ def create_app(settings: Settings) -> FastAPI:
         if app.openapi_schema is None:
             from fastapi.openapi.utils import get_openapi
 
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=[r for r in app.routes if isinstance(r, APIRoute)])
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=[r for r in app.routes if isinstance(r, APIRoute)],
+            )
             schema.setdefault("components", {}).setdefault("schemas", {}).update(event_schemas())
             app.openapi_schema = schema
         return app.openapi_schema

@@ -88,12 +88,19 @@ class Collector:
         except BodyError as exc:
             letters = []
             if exc.status == 400:
-                letters.append(DeadLetter(received_at=received_at, reason=exc.reason, raw=_head(body),
-                                          game_id=game, request_id=request_id))
+                letters.append(
+                    DeadLetter(
+                        received_at=received_at, reason=exc.reason, raw=_head(body), game_id=game, request_id=request_id
+                    )
+                )
             return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
         if len(items) > self.config.max_events_per_batch:
-            return Prepared(413, game, message=f"{len(items)} events in one request; the limit is "
-                            f"{self.config.max_events_per_batch}: split the batch")
+            return Prepared(
+                413,
+                game,
+                message=f"{len(items)} events in one request; the limit is "
+                f"{self.config.max_events_per_batch}: split the batch",
+            )
         out = Prepared(202, game, decoded_bytes=len(data), events_in=len(items))
         by_player: dict[str, list[dict[str, Any]]] = {}
         for index, raw in enumerate(items):
@@ -102,9 +109,16 @@ class Collector:
                 event, reason = None, f"game_id does not match the API key (key is for '{game}')"
             if event is None:
                 out.errors.append({"index": index, "reason": reason})
-                out.dead_letters.append(DeadLetter(received_at=received_at, reason=reason or "invalid",
-                                                   raw=_encode(raw).decode(), game_id=game, index=index,
-                                                   request_id=request_id))
+                out.dead_letters.append(
+                    DeadLetter(
+                        received_at=received_at,
+                        reason=reason or "invalid",
+                        raw=_encode(raw).decode(),
+                        game_id=game,
+                        index=index,
+                        request_id=request_id,
+                    )
+                )
                 continue
             by_player.setdefault(event["player_id"], []).append(event)
             out.accepted += 1

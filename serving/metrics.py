@@ -31,7 +31,9 @@ class ServingMetrics:
         )
         self.bytes_in = Counter("playerpulse_bytes_in", "Request body bytes as received (compressed)", registry=r)
         self.bytes_decoded = Counter("playerpulse_bytes_decoded", "Request body bytes after decompression", registry=r)
-        self.bytes_out = Counter("playerpulse_stream_bytes_out", "Bytes written to the stream (zstd records)", registry=r)
+        self.bytes_out = Counter(
+            "playerpulse_stream_bytes_out", "Bytes written to the stream (zstd records)", registry=r
+        )
         self.commit_records = Histogram(
             "playerpulse_stream_commit_records",
             "Stream records per durable write (group commit)",

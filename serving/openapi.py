@@ -18,7 +18,7 @@ def event_schemas() -> dict[str, Any]:
 EVENTS_REQUEST: dict[str, Any] = {
     "required": True,
     "description": (
-        "A batch of events: a JSON array, an object `{\"events\": [...]}`, or NDJSON (one event per "
+        'A batch of events: a JSON array, an object `{"events": [...]}`, or NDJSON (one event per '
         "line, `Content-Type: application/x-ndjson`). `Content-Encoding` may be gzip, zstd or absent."
     ),
     "content": {

@@ -9,6 +9,7 @@ every waiter: each request is acknowledged only after its records are durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 
 from features.errors import StreamUnavailable
@@ -32,10 +33,8 @@ class GroupCommitWriter:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
             self._task = None
         for _, fut in self._pending:
             if not fut.done():

@@ -9,6 +9,8 @@ import pytest
 
 from features.config import Settings, load_settings
 
+pytest_plugins = ["aws_server"]
+
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 

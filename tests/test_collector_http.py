@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import uuid
 from typing import Any
 
 import pytest
@@ -16,18 +15,13 @@ from features.deadletter import open_dead_letter_store
 from features.errors import StreamUnavailable
 from features.streams import decode_batch, open_stream
 from serving.app import create_app
+from tests_support import make_event
 
 KEY = "pp-demo-key-local-only"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
-def event(player: str = "p1", **over: Any) -> dict[str, Any]:
-    from features.contract import now_ms
-
-    e = {"event_id": str(uuid.uuid4()), "event_type": "session_start", "player_id": player, "game_id": "demo",
-         "event_time": now_ms() - 1000, "platform": "ios", "app_version": "1.0.0"}
-    e.update(over)
-    return e
+event = make_event
 
 
 @pytest.fixture
@@ -184,8 +178,13 @@ def test_metrics_count_accepted_and_rejected_by_reason(client):
 
 def test_openapi_document_describes_every_route_and_the_event_contract(client):
     doc = client.get("/openapi.json").json()
-    assert {"/v1/events", "/v1/players/{player_id}/profile", "/v1/models/{model}/predict", "/healthz",
-            "/metrics"} <= set(doc["paths"])
+    assert {
+        "/v1/events",
+        "/v1/players/{player_id}/profile",
+        "/v1/models/{model}/predict",
+        "/healthz",
+        "/metrics",
+    } <= set(doc["paths"])
     assert "event_id" in doc["components"]["schemas"]["Event"]["properties"]
     assert {"202", "400", "401", "413", "415", "503"} <= set(doc["paths"]["/v1/events"]["post"]["responses"])
 

@@ -50,7 +50,9 @@ class SqliteDeadLetterStore(DeadLetterStore):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise StreamUnavailable(f"the dead-letter store at {self.config.path} could not take the batch: {exc}") from exc
+            raise StreamUnavailable(
+                f"the dead-letter store at {self.config.path} could not take the batch: {exc}"
+            ) from exc
 
     def read(self, after: str | None, limit: int) -> list[tuple[str, DeadLetter]]:
         rows = self._conn.execute(
