@@ -157,7 +157,11 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/models/{model}/predict",
         summary="Personalised content for a player from the model's champion",
         response_model=PredictResponse,
-        responses={401: {"description": "bad key"}, 404: {"description": "no such model"}},
+        responses={
+            400: {"description": "the body is not JSON"},
+            401: {"description": "bad key"},
+            404: {"description": "no such model"},
+        },
     )
     def predict(model: str, body: PredictRequest, request: Request) -> Response:
         if game_of(request) is None:

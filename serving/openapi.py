@@ -15,6 +15,14 @@ def event_schemas() -> dict[str, Any]:
     return components
 
 
+# Items are validated one by one (an invalid item is reported by index, the rest accepted), so
+# the request schema admits any JSON item and points at ``Event`` for what a valid one is.
+EVENT_ITEM: dict[str, Any] = {
+    "description": "One event; it should match `Event`. Items that do not are rejected individually "
+    "(listed in `errors` by index and dead-lettered) without failing the batch.",
+    "anyOf": [{"$ref": "#/components/schemas/Event"}, {}],
+}
+
 EVENTS_REQUEST: dict[str, Any] = {
     "required": True,
     "description": (
@@ -25,16 +33,18 @@ EVENTS_REQUEST: dict[str, Any] = {
         "application/json": {
             "schema": {
                 "oneOf": [
-                    {"type": "array", "items": {"$ref": "#/components/schemas/Event"}},
+                    {"type": "array", "items": EVENT_ITEM},
                     {
                         "type": "object",
                         "required": ["events"],
-                        "properties": {"events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}},
+                        "properties": {"events": {"type": "array", "items": EVENT_ITEM}},
                     },
                 ]
             }
         },
-        "application/x-ndjson": {"schema": {"type": "string"}},
+        "application/x-ndjson": {
+            "schema": {"description": "One event per line; each line is validated like an array item."}
+        },
     },
 }
 
