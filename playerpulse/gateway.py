@@ -67,6 +67,12 @@ class Gateway:
             f"the gateway did not answer on {self.url} within {self.timeout:.0f}s; see {self.log_path}"
         )
 
+    def kill(self) -> None:
+        """SIGKILL, as a crashed host would: no shutdown hooks run."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
