@@ -10,6 +10,7 @@ normalised form with ``BRONZE_DDL``. Changing a field here is a contract change:
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -46,15 +47,9 @@ EventType = Literal[
 ]
 Platform = Literal["ios", "android", "pc", "console", "web"]
 
-Uuid = Annotated[
-    str,
-    msgspec.Meta(
-        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-        description="client-made UUID, the deduplication key",
-    ),
-]
 PlayerId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")]
-GameId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9_\-]{1,32}$")]
+# A game id only has to equal the API key's game (checked by the collector): no pattern needed.
+GameId = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
 ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Country = Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{2}$")]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, le=32503680000000)]  # up to year 3000
@@ -65,7 +60,8 @@ Properties = Annotated[dict[str, Any], msgspec.Meta(max_length=64)]
 class Event(msgspec.Struct, forbid_unknown_fields=True):
     """One player event as a game sends it (schema_version 1)."""
 
-    event_id: Uuid
+    event_id: uuid.UUID
+    """Client-made UUID, the deduplication key (parsed in C; any case, stored lower-case)."""
     event_type: EventType
     player_id: PlayerId
     game_id: GameId
@@ -112,44 +108,55 @@ _decoder = msgspec.json.Decoder()
 
 
 class EventValidator:
-    """Turns one raw JSON value into a normalised stream event, or a rejection reason."""
+    """Checks raw JSON values against the contract and the time bounds; never raises."""
 
     def __init__(self, bounds: TimeBounds):
         self.bounds = bounds
 
-    def validate(self, raw: Any, received_at_ms: int) -> tuple[dict[str, Any] | None, str | None]:
-        """``(normalised_event, None)`` when valid, else ``(None, reason)``; never raises."""
+    def check_time(self, ev: Event, received_at_ms: int) -> str | None:
+        """The reason a structurally valid event is still refused (its time), or ``None``."""
+        sent_ms = to_epoch_ms(ev.sent_at) if ev.sent_at is not None else None
+        corrected = corrected_event_time_ms(to_epoch_ms(ev.event_time), sent_ms, received_at_ms)
+        if corrected < received_at_ms - self.bounds.max_past_ms:
+            return "event_time is further in the past than the collector accepts"
+        if corrected > received_at_ms + self.bounds.max_future_ms:
+            return "event_time is further in the future than the collector accepts"
+        return None
+
+    def check(self, raw: Any, received_at_ms: int) -> tuple[Event | None, str | None]:
+        """``(event, None)`` when valid, else ``(None, reason)``."""
         if not isinstance(raw, dict):
             return None, f"an event must be a JSON object, got {type(raw).__name__}"
         try:
             ev = msgspec.convert(raw, Event, strict=False)
         except msgspec.ValidationError as exc:
             return None, str(exc)
-        event_ms = to_epoch_ms(ev.event_time)
-        sent_ms = to_epoch_ms(ev.sent_at) if ev.sent_at is not None else None
-        corrected = corrected_event_time_ms(event_ms, sent_ms, received_at_ms)
-        if corrected < received_at_ms - self.bounds.max_past_ms:
-            return None, "event_time is further in the past than the collector accepts"
-        if corrected > received_at_ms + self.bounds.max_future_ms:
-            return None, "event_time is further in the future than the collector accepts"
-        return (
-            {
-                "event_id": ev.event_id.lower(),
-                "schema_version": ev.schema_version,
-                "event_type": ev.event_type,
-                "player_id": ev.player_id,
-                "game_id": ev.game_id,
-                "event_time": event_ms,
-                "sent_at": sent_ms,
-                "received_at": received_at_ms,
-                "platform": ev.platform,
-                "app_version": ev.app_version,
-                "country": ev.country,
-                "session_id": ev.session_id,
-                "properties": ev.properties,
-            },
-            None,
-        )
+        reason = self.check_time(ev, received_at_ms)
+        return (None, reason) if reason else (ev, None)
+
+    def validate(self, raw: Any, received_at_ms: int) -> tuple[dict[str, Any] | None, str | None]:
+        """``(normalised_event, None)`` when valid, else ``(None, reason)``."""
+        ev, reason = self.check(raw, received_at_ms)
+        return (normalise(ev, received_at_ms), None) if ev is not None else (None, reason)
+
+
+def normalise(ev: Event, received_at_ms: int) -> dict[str, Any]:
+    """The stream form of a valid event: times as epoch ms, ``received_at`` stamped."""
+    return {
+        "event_id": str(ev.event_id),
+        "schema_version": ev.schema_version,
+        "event_type": ev.event_type,
+        "player_id": ev.player_id,
+        "game_id": ev.game_id,
+        "event_time": to_epoch_ms(ev.event_time),
+        "sent_at": to_epoch_ms(ev.sent_at) if ev.sent_at is not None else None,
+        "received_at": received_at_ms,
+        "platform": ev.platform,
+        "app_version": ev.app_version,
+        "country": ev.country,
+        "session_id": ev.session_id,
+        "properties": ev.properties,
+    }
 
 
 def now_ms() -> int:
