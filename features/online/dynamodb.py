@@ -1,0 +1,216 @@
+"""DynamoDB as the online store (the cloud profile): one item per player.
+
+Item: ``player_id`` (S, the partition key), ``version`` (N) and ``body`` (B, the msgspec JSON of
+the ``Profile``). The version lives outside the body so that a condition expression can refuse
+an older write on the server, which keeps concurrent or replayed micro-batches from ever moving
+a profile backwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from features.config import DynamoDBOnlineStoreConfig
+from features.contract import now_ms
+from features.errors import OnlineStoreError
+from features.online.base import OnlineStore, Profile, decode_profile, encode_profile
+
+_NEWER_ONLY = "attribute_not_exists(player_id) OR version < :v"
+_BATCH_GET_KEYS = 100
+
+
+class DynamoDBOnlineStore(OnlineStore):
+    """Writes are one conditional PutItem per profile, run on a small thread pool, because
+    BatchWriteItem cannot carry a condition; reads are GetItem / BatchGetItem."""
+
+    def __init__(self, config: DynamoDBOnlineStoreConfig):
+        self.config = config
+        self.table = config.table_name
+        self._client = boto3.client(
+            "dynamodb",
+            region_name=config.region,
+            endpoint_url=config.endpoint_url,
+            config=Config(
+                retries={"mode": "standard"},
+                connect_timeout=5,
+                read_timeout=10,
+                max_pool_connections=max(10, config.write_concurrency),
+            ),
+        )
+        self._pool: ThreadPoolExecutor | None = None
+        if config.create_if_missing:
+            self._ensure_table()
+
+    def _error(self, action: str, exc: Exception) -> OnlineStoreError:
+        """Turn a boto error into a message that says what to do, not just what failed."""
+        where = f"DynamoDB table '{self.table}' in {self.config.region}"
+        if self.config.endpoint_url:
+            where += f" at {self.config.endpoint_url}"
+        if isinstance(exc, ClientError):
+            code = str(exc.response.get("Error", {}).get("Code", "Unknown"))
+            detail = exc.response.get("Error", {}).get("Message", "")
+            if code == "ResourceNotFoundException":
+                hint = "create the table (infrastructure as code), or set create_if_missing for a local server"
+            elif code in ("AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException"):
+                hint = "check the AWS credentials and their IAM permissions on this table"
+            elif "Throughput" in code or "Throttl" in code or code == "RequestLimitExceeded":
+                hint = "the table is throttled: retry later, or raise its capacity (or use on-demand billing)"
+            else:
+                hint = "retry later; if it persists, check the table in the AWS console"
+            return OnlineStoreError(f"could not {action} on {where}: {code}: {detail} — {hint}")
+        return OnlineStoreError(f"could not {action} on {where}: {exc} — check that the endpoint is reachable")
+
+    def _ensure_table(self) -> None:
+        """Create the table (on-demand billing) and wait until it is ACTIVE."""
+        try:
+            try:
+                status = self._client.describe_table(TableName=self.table)["Table"]["TableStatus"]
+            except self._client.exceptions.ResourceNotFoundException:
+                with contextlib.suppress(self._client.exceptions.ResourceInUseException):  # made meanwhile
+                    self._client.create_table(
+                        TableName=self.table,
+                        AttributeDefinitions=[{"AttributeName": "player_id", "AttributeType": "S"}],
+                        KeySchema=[{"AttributeName": "player_id", "KeyType": "HASH"}],
+                        BillingMode="PAY_PER_REQUEST",
+                    )
+                status = "CREATING"
+            if status != "ACTIVE":
+                self._client.get_waiter("table_exists").wait(
+                    TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("create or wait for the table", exc) from exc
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def put(self, profiles: Sequence[Profile]) -> int:
+        """Each profile is written unless the stored one has an equal or higher version.
+
+        Not all-or-nothing: if some writes fail, the others stay, and the error says how many
+        failed. Writing the same profiles again is safe: the version condition makes it
+        idempotent.
+        """
+        if not profiles:
+            return 0
+        written_at = now_ms()
+        items = []
+        for p in profiles:
+            p.timestamps["profile_written_at"] = written_at
+            items.append(self._item(p))
+        # one profile (the common streaming case) needs no thread hop
+        outcomes = [self._put_one(items[0])] if len(items) == 1 else list(self._executor().map(self._put_one, items))
+        failures = [o for o in outcomes if isinstance(o, Exception)]
+        if failures:
+            written = sum(1 for o in outcomes if o is True)
+            err = self._error("write profiles", failures[0])
+            raise OnlineStoreError(
+                f"{len(failures)} of {len(items)} profiles were not written ({written} were): {err}. "
+                "Writing the same profiles again is safe: older versions never replace newer ones."
+            ) from failures[0]
+        return sum(1 for o in outcomes if o is True)
+
+    @staticmethod
+    def _item(p: Profile) -> dict[str, Any]:
+        return {"player_id": {"S": p.player_id}, "version": {"N": str(p.version)}, "body": {"B": encode_profile(p)}}
+
+    def _put_one(self, item: dict[str, Any]) -> bool | Exception:
+        """True if written, False if a newer or equal version was already stored."""
+        try:
+            self._client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression=_NEWER_ONLY,
+                ExpressionAttributeValues={":v": item["version"]},
+            )
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            return exc
+        except BotoCoreError as exc:
+            return exc
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.config.write_concurrency, thread_name_prefix="dynamodb-put")
+        return self._pool
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def get(self, player_id: str) -> Profile | None:
+        try:
+            resp = self._client.get_item(
+                TableName=self.table,
+                Key={"player_id": {"S": player_id}},
+                ProjectionExpression="body",
+                ConsistentRead=self.config.consistent_reads,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("read a profile", exc) from exc
+        item = resp.get("Item")
+        return decode_profile(item["body"]["B"]) if item else None
+
+    def get_many(self, player_ids: Sequence[str]) -> dict[str, Profile]:
+        """BatchGetItem, 100 keys per call, re-asking for keys DynamoDB left unprocessed."""
+        out: dict[str, Profile] = {}
+        unique = list(dict.fromkeys(player_ids))
+        for start in range(0, len(unique), _BATCH_GET_KEYS):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"player_id": {"S": pid}} for pid in unique[start : start + _BATCH_GET_KEYS]],
+                    "ProjectionExpression": "body",
+                    "ConsistentRead": self.config.consistent_reads,
+                }
+            }
+            try:
+                for attempt in itertools.count():
+                    if attempt:  # keys left unprocessed under throttling: back off before re-asking
+                        time.sleep(min(1.0, 0.05 * 2**attempt))
+                    resp = self._client.batch_get_item(RequestItems=request)
+                    for item in resp.get("Responses", {}).get(self.table, []):
+                        profile = decode_profile(item["body"]["B"])
+                        out[profile.player_id] = profile
+                    request = resp.get("UnprocessedKeys") or {}
+                    if not request:
+                        break
+            except (BotoCoreError, ClientError) as exc:
+                raise self._error("read profiles", exc) from exc
+        return out
+
+    def delete(self, player_id: str) -> bool:
+        try:
+            resp = self._client.delete_item(
+                TableName=self.table, Key={"player_id": {"S": player_id}}, ReturnValues="ALL_OLD"
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("delete a profile", exc) from exc
+        return bool(resp.get("Attributes"))
+
+    def count(self) -> int:
+        """A full Scan (Select=COUNT): exact but reads the whole table; for reports and tests."""
+        total = 0
+        args: dict[str, Any] = {"TableName": self.table, "Select": "COUNT"}
+        try:
+            while True:
+                resp = self._client.scan(**args)
+                total += int(resp["Count"])
+                if "LastEvaluatedKey" not in resp:
+                    return total
+                args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error("count profiles", exc) from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        self._client.close()

@@ -1,0 +1,165 @@
+"""What every ``OnlineStore`` backend promises the streaming job and serving.
+
+Each test runs against the embedded SQLite store and against ``DynamoDBOnlineStore`` over HTTP
+on the session's local server, each time with a fresh, empty table.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from features.config import DynamoDBOnlineStoreConfig, SqliteOnlineStoreConfig
+from features.contract import now_ms
+from features.online import OnlineStore, Profile, open_online_store
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    config: SqliteOnlineStoreConfig | DynamoDBOnlineStoreConfig
+    if request.param == "sqlite":
+        config = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+    else:
+        config = DynamoDBOnlineStoreConfig(
+            table_name=f"profiles-{uuid.uuid4().hex[:12]}",
+            endpoint_url=request.getfixturevalue("aws_endpoint"),
+            create_if_missing=True,
+        )
+    with open_online_store(config) as s:
+        yield s
+
+
+def profile(player_id: str = "p-1", version: int = 1) -> Profile:
+    return Profile(
+        player_id=player_id,
+        version=version,
+        as_of=1_700_000_000_000 + version,
+        features={"sessions_7d": 3, "spend_30d_usd": 4.99, "days_since_purchase": None},
+        state={"recent_event_ids": ["e1", "e2"], "levels": {"max": 7}},
+        timestamps={"event_time": 1_700_000_000_000, "processed_at": 1_700_000_000_500},
+        feature_set="engagement_v1",
+    )
+
+
+def _without_written_at(p: Profile) -> Profile:
+    timestamps = {k: v for k, v in p.timestamps.items() if k != "profile_written_at"}
+    return Profile(**{**{f: getattr(p, f) for f in p.__struct_fields__}, "timestamps": timestamps})
+
+
+def test_a_put_profile_reads_back_unchanged(store: OnlineStore) -> None:
+    store.put([profile()])
+
+    got = store.get("p-1")
+
+    assert got is not None
+    assert _without_written_at(got) == _without_written_at(profile())
+
+
+def test_put_returns_how_many_profiles_were_written(store: OnlineStore) -> None:
+    assert store.put([profile("p-1"), profile("p-2"), profile("p-3")]) == 3
+
+
+def test_put_stamps_profile_written_at_on_the_stored_profile(store: OnlineStore) -> None:
+    before = now_ms()
+    store.put([profile()])
+    after = now_ms()
+
+    got = store.get("p-1")
+
+    assert got is not None
+    assert before <= got.timestamps["profile_written_at"] <= after
+
+
+def test_a_newer_version_replaces_the_stored_profile(store: OnlineStore) -> None:
+    store.put([profile(version=1)])
+
+    assert store.put([profile(version=2)]) == 1
+    assert store.get("p-1").version == 2  # type: ignore[union-attr]
+
+
+def test_an_older_version_never_replaces_a_newer_one(store: OnlineStore) -> None:
+    store.put([profile(version=5)])
+
+    assert store.put([profile(version=4)]) == 0
+    assert store.get("p-1").version == 5  # type: ignore[union-attr]
+
+
+def test_an_equal_version_is_not_written_again(store: OnlineStore) -> None:
+    store.put([profile(version=5)])
+    first = store.get("p-1")
+    changed = profile(version=5)
+    changed.features["sessions_7d"] = 99
+
+    assert store.put([changed]) == 0
+    assert store.get("p-1") == first
+
+
+def test_only_the_profiles_with_a_newer_version_count_as_written(store: OnlineStore) -> None:
+    store.put([profile("p-1", 3), profile("p-2", 3)])
+
+    assert store.put([profile("p-1", 2), profile("p-2", 4), profile("p-3", 1)]) == 2
+    assert {pid: store.get(pid).version for pid in ("p-1", "p-2", "p-3")} == {  # type: ignore[union-attr]
+        "p-1": 3,
+        "p-2": 4,
+        "p-3": 1,
+    }
+
+
+def test_two_versions_of_one_player_in_one_batch_leave_the_newest(store: OnlineStore) -> None:
+    store.put([profile(version=2), profile(version=1)])
+
+    assert store.get("p-1").version == 2  # type: ignore[union-attr]
+
+
+def test_put_of_no_profiles_writes_nothing(store: OnlineStore) -> None:
+    assert store.put([]) == 0
+    assert store.count() == 0
+
+
+def test_get_of_an_unknown_player_is_none(store: OnlineStore) -> None:
+    assert store.get("nobody") is None
+
+
+def test_get_many_returns_the_stored_players_only(store: OnlineStore) -> None:
+    store.put([profile("p-1"), profile("p-2")])
+
+    got = store.get_many(["p-1", "nobody", "p-2"])
+
+    assert sorted(got) == ["p-1", "p-2"]
+    assert got["p-2"].player_id == "p-2"
+
+
+def test_delete_erases_the_profile_and_reports_there_was_one(store: OnlineStore) -> None:
+    store.put([profile()])
+
+    assert store.delete("p-1") is True
+    assert store.get("p-1") is None
+
+
+def test_delete_of_an_absent_profile_reports_false(store: OnlineStore) -> None:
+    store.put([profile()])
+    store.delete("p-1")
+
+    assert store.delete("p-1") is False
+
+
+def test_a_deleted_player_can_be_written_again_from_any_version(store: OnlineStore) -> None:
+    store.put([profile(version=9)])
+    store.delete("p-1")
+
+    assert store.put([profile(version=1)]) == 1
+
+
+def test_count_is_the_number_of_stored_players(store: OnlineStore) -> None:
+    store.put([profile("p-1"), profile("p-2"), profile("p-3")])
+    store.put([profile("p-1", version=2)])
+    store.delete("p-3")
+
+    assert store.count() == 2
+
+
+def test_count_of_an_empty_store_is_zero(store: OnlineStore) -> None:
+    assert store.count() == 0
