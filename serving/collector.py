@@ -161,10 +161,24 @@ class Collector:
         out.accepted = sum(len(v) for v in by_player.values())
         stream_at = now_ms()
         for player, events in by_player.items():
-            data_out = encode_events(events, received_at, stream_at)
-            out.bytes_out += len(data_out)
-            out.records.append(StreamRecord(player, data_out))
+            for data_out in _encode_within_limit(events, received_at, stream_at):
+                out.bytes_out += len(data_out)
+                out.records.append(StreamRecord(player, data_out))
         return out
+
+
+MAX_RECORD_BYTES = 1_000_000
+"""Below Kinesis' 1 MiB per record (data plus partition key): larger groups are split in order."""
+
+
+def _encode_within_limit(events: list[Event], received_at: int, stream_at: int) -> list[bytes]:
+    data = encode_events(events, received_at, stream_at)
+    if len(data) <= MAX_RECORD_BYTES or len(events) == 1:
+        return [data]
+    half = len(events) // 2
+    return _encode_within_limit(events[:half], received_at, stream_at) + _encode_within_limit(
+        events[half:], received_at, stream_at
+    )
 
 
 def _head(body: bytes, limit: int = 4096) -> str:

@@ -195,3 +195,23 @@ def test_profile_of_unknown_player_is_404(client):
 
 def test_profile_needs_the_game_key(client):
     assert client.get("/v1/players/nobody/profile").status_code == 401
+
+
+def test_a_players_events_beyond_one_record_are_split_in_order(settings):
+    import random
+    import string
+
+    from serving.collector import MAX_RECORD_BYTES, Collector
+
+    rng = random.Random(1)
+    noise = lambda: "".join(rng.choices(string.ascii_letters, k=30_000))  # noqa: E731 - incompressible text
+    events = [event("big", properties={f"k{j}": noise() for j in range(2)}) for _ in range(40)]
+    body = json.dumps(events).encode()
+    prepared = Collector(
+        settings.collector.model_copy(update={"max_decompressed_bytes": len(body) + 1, "max_body_bytes": len(body) + 1})
+    ).prepare({"authorization": AUTH["Authorization"]}, body)
+    assert prepared.accepted == 40
+    assert len(prepared.records) > 1
+    assert all(len(r.data) <= MAX_RECORD_BYTES for r in prepared.records)
+    order = [e["event_id"] for r in prepared.records for e in decode_batch(r.data)[1]]
+    assert order == [e["event_id"] for e in events]
