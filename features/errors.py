@@ -42,3 +42,11 @@ class TrainingFailed(PlayerPulseError):
 
 class PromotionRefused(PlayerPulseError):
     """An alias move is not possible (no challenger to promote, no previous champion to roll back to)."""
+
+
+class TableNotFound(PlayerPulseError):
+    """A lake table a job reads does not exist yet; the message names the job that writes it."""
+
+
+class DataQualityError(PlayerPulseError):
+    """A table failed its data-quality suite; the message names the failed checks and the report."""

@@ -1,0 +1,228 @@
+"""Model declarations: ``conf/models/NAME.yaml``, written by data scientists, read by training and serving.
+
+One file declares everything about a model that is a decision rather than code: the features it
+uses, the label it learns, how it is trained and split, the quality gate a new version must pass,
+how a predicted probability becomes content for the game, and what to return when no prediction
+can be made. Training and serving read the same file, so the two can never disagree on the
+feature list or the response mapping. A typo is a ``ConfigError`` naming the file and the key,
+never a silently ignored setting. No Spark here: the serving package imports this module.
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from features.config import Settings, _describe
+from features.contract import EVENT_TYPES
+from features.definitions import FEATURE_SETS, FeatureSet
+from features.errors import ConfigError, ModelNotFound
+
+MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+"""Model names double as file names and MLflow registry names, and arrive in URL paths."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LabelSpec(_Strict):
+    """What the model predicts: does the player produce ``event_type`` within the horizon?"""
+
+    event_type: str
+    """An event type of the contract (``purchase``); its occurrence after the snapshot is the label."""
+    horizon_hours: float = Field(gt=0, le=24 * 90)
+    """The label window is ``(as_of, as_of + horizon]``: strictly after the snapshot, up to and
+    including its end, so nothing the features saw can leak into the label."""
+
+    @field_validator("event_type")
+    @classmethod
+    def _known_event_type(cls, v: str) -> str:
+        if v not in EVENT_TYPES:
+            raise ValueError(f"unknown event type '{v}' (known: {', '.join(EVENT_TYPES)})")
+        return v
+
+    @property
+    def horizon_ms(self) -> int:
+        return round(self.horizon_hours * 3_600_000)
+
+
+class XGBoostParams(_Strict):
+    """The booster settings a data scientist may tune; anything else is a typo, not a wish."""
+
+    max_depth: int = Field(4, ge=1, le=16)
+    eta: float = Field(0.1, gt=0, le=1)
+    subsample: float = Field(1.0, gt=0, le=1)
+    colsample_bytree: float = Field(1.0, gt=0, le=1)
+    min_child_weight: float = Field(1.0, ge=0)
+    reg_lambda: float = Field(1.0, ge=0)
+    reg_alpha: float = Field(0.0, ge=0)
+    max_bin: int = Field(256, ge=2, le=4096)
+    nthread: int = Field(2, ge=1, le=256)
+    """Threads for training; the embedded profile runs on 2 cores."""
+    scale_pos_weight: float = Field(1.0, gt=0)
+
+
+class TrainingSpec(_Strict):
+    test_days: int = Field(ge=1)
+    """The last ``test_days`` snapshot days are the test set: the split is by time, as in production."""
+    xgboost: XGBoostParams = XGBoostParams()
+    num_boost_round: int = Field(200, ge=1, le=10_000)
+    early_stopping_rounds: int | None = Field(20, ge=1)
+    """Stop when the last ``test_days`` days *before* the test period stop improving
+    (never the test set itself); ``null`` trains all ``num_boost_round`` rounds."""
+    min_history_days: int = Field(0, ge=0)
+    """A snapshot is used only when at least this many days of data lie behind it, so the
+    first days (whose 7- and 30-day windows are still filling up) do not teach the model."""
+    seed: int = 42
+
+
+class QualityGate(_Strict):
+    min_auc: float = Field(ge=0, le=1)
+    """A new version below this test AUC is registered but gets no alias."""
+    max_auc_drop_vs_champion: float = Field(ge=0, le=1)
+    """A new version may score at most this much below the champion on the same test rows."""
+
+
+class Tier(_Strict):
+    min_score: float = Field(ge=0, le=1)
+    content: dict[str, Any]
+
+
+class ResponseSpec(_Strict):
+    tiers: list[Tier] = Field(min_length=1)
+    """Ordered from the highest ``min_score`` down; the first tier the score reaches wins. The
+    last tier starts at 0 so that every probability maps to some content."""
+
+    @field_validator("tiers")
+    @classmethod
+    def _ordered_and_total(cls, tiers: list[Tier]) -> list[Tier]:
+        scores = [t.min_score for t in tiers]
+        if any(a <= b for a, b in pairwise(scores)):
+            raise ValueError(f"tiers must be ordered by min_score from high to low without repeats, got {scores}")
+        if scores[-1] != 0:
+            raise ValueError("the last tier must have min_score 0 so that every score maps to content")
+        return tiers
+
+    def content_for(self, score: float) -> dict[str, Any]:
+        for tier in self.tiers:
+            if score >= tier.min_score:
+                return dict(tier.content)
+        return dict(self.tiers[-1].content)
+
+
+class FallbackSpec(_Strict):
+    content: dict[str, Any]
+    """Returned when there is no profile, no champion, or any error: the game always gets content."""
+
+
+class ModelConfig(_Strict):
+    name: str
+    description: str = ""
+    feature_set: str
+    """Full name of a ``FeatureSet`` (``player_activity_v1``)."""
+    features: list[str] | None = None
+    """Subset of the feature set's outputs, in model input order; omitted means all of them."""
+    label: LabelSpec
+    training: TrainingSpec
+    quality_gate: QualityGate
+    response: ResponseSpec
+    fallback: FallbackSpec
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        if not MODEL_NAME.match(v):
+            raise ValueError("must be lower-case letters, digits and '_', starting with a letter (max 64)")
+        return v
+
+    @field_validator("feature_set")
+    @classmethod
+    def _known_feature_set(cls, v: str) -> str:
+        if v not in FEATURE_SETS:
+            raise ValueError(f"unknown feature set '{v}' (known: {', '.join(sorted(FEATURE_SETS))})")
+        return v
+
+    @field_validator("features")
+    @classmethod
+    def _features_of_the_set(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("must name at least one feature, or be omitted to use the whole feature set")
+        if len(v) != len(set(v)):
+            raise ValueError("lists a feature more than once")
+        fs_name = info.data.get("feature_set")
+        if fs_name is None:  # the feature set itself was invalid and is reported on its own
+            return v
+        known = FEATURE_SETS[fs_name].feature_names
+        unknown = [f for f in v if f not in known]
+        if unknown:
+            raise ValueError(f"{unknown} are not features of {fs_name} (known: {', '.join(known)})")
+        return v
+
+    @property
+    def fs(self) -> FeatureSet:
+        return FEATURE_SETS[self.feature_set]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.features) if self.features is not None else self.fs.feature_names
+
+
+def model_config_path(settings: Settings, name: str) -> Path:
+    return Path(settings.models_dir) / f"{name}.yaml"
+
+
+def _known_names(settings: Settings) -> list[str]:
+    return sorted(p.stem for p in Path(settings.models_dir).glob("*.yaml"))
+
+
+def parse_model_config(source: Path) -> ModelConfig:
+    """Validate one declaration file; the file's stem must equal its ``name``."""
+    try:
+        raw = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source} must hold a mapping (name, feature_set, label, …) at the top level")
+    try:
+        cfg = ModelConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    if cfg.name != source.stem:
+        raise ConfigError(
+            f"invalid configuration in {source}:\n  - 'name': is '{cfg.name}' but the file is "
+            f"{source.name}; rename one so they match"
+        )
+    return cfg
+
+
+def load_model_config(settings: Settings, name: str) -> ModelConfig:
+    """The declaration of model ``name``; ``ModelNotFound`` if there is none.
+
+    The name is checked against ``MODEL_NAME`` before it touches the file system, because it
+    comes straight from a URL path in serving.
+    """
+    if not MODEL_NAME.match(name):
+        raise ModelNotFound(f"'{name}' is not a valid model name (lower-case letters, digits and '_')")
+    source = model_config_path(settings, name)
+    if not source.is_file():
+        raise ModelNotFound(
+            f"no model '{name}': {source} does not exist (declared models: {_known_names(settings)}); "
+            f"add conf/models/{name}.yaml"
+        )
+    return parse_model_config(source)
+
+
+def list_model_configs(settings: Settings) -> list[ModelConfig]:
+    """Every declared model, by name; one bad file fails the whole listing so it gets fixed."""
+    folder = Path(settings.models_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"models_dir {folder} does not exist: create it or fix models_dir in the configuration")
+    return [parse_model_config(p) for p in sorted(folder.glob("*.yaml"))]

@@ -1,0 +1,382 @@
+"""Training: point-in-time sets from the lake, MLflow runs, the quality gate, promotion and rollback.
+
+Tiny stand-ins for ``silver.player_events`` and ``gold.player_features_v1`` are written here
+with the shared Spark session: players who viewed the store more on a day are more likely to buy
+the next day, so a model has something to learn, and every other feature is noise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from features.config import MlflowConfig, Settings, load_settings
+from features.definitions import PLAYER_ACTIVITY_V1
+from features.errors import PromotionRefused, TableNotFound
+from features.model_config import load_model_config
+from pipelines.session import table_path
+from training.dataset import build_training_set
+from training.promote import list_models, promote, rollback
+from training.registry import tracking_client, version_by_alias
+from training.train import train_model
+
+pytestmark = pytest.mark.spark
+
+DAY0 = date(2026, 10, 1)
+SNAPSHOT_DAYS = 20
+PLAYERS = 40
+FEATURES = PLAYER_ACTIVITY_V1.feature_names
+COUNTS = {a.output_name(w) for a in PLAYER_ACTIVITY_V1.aggregations if a.op == "count" for w in a.windows}
+GOLD_DDL = "player_id STRING, as_of_date DATE, as_of TIMESTAMP, " + ", ".join(
+    f"{n} {'LONG' if n in COUNTS else 'DOUBLE'}" for n in FEATURES
+)
+SILVER_DDL = (
+    "event_id STRING, event_type STRING, player_id STRING, game_id STRING, event_time TIMESTAMP, "
+    "event_date DATE, received_at TIMESTAMP, price_usd DOUBLE, sku STRING"
+)
+
+
+def end_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 23, 59, 59, 999_000, tzinfo=UTC)
+
+
+def p_purchase(store_views: int) -> float:
+    return 1 / (1 + math.exp(3.0 - 1.2 * store_views))
+
+
+def snapshot(player: str, day: date, **values: Any) -> tuple[Any, ...]:
+    return (player, day, end_of(day), *[values.get(n) for n in FEATURES])
+
+
+def event(n: int, player: str, etype: str, at: datetime) -> tuple[Any, ...]:
+    price, sku = (4.99, "starter") if etype == "purchase" else (None, None)
+    return (f"e{n}", etype, player, "demo", at, at.date(), at, price, sku)
+
+
+def write_lake(spark: Any, settings: Settings, snaps: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
+    spark.createDataFrame(snaps, GOLD_DDL).write.format("delta").mode("overwrite").save(
+        table_path(settings, "gold.player_features_v1")
+    )
+    spark.createDataFrame(events, SILVER_DDL).write.format("delta").mode("overwrite").save(
+        table_path(settings, "silver.player_events")
+    )
+
+
+def learnable_lake(seed: int = 7) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], pd.DataFrame]:
+    """Snapshots, events, and the true next-day purchase probability of every snapshot."""
+    rng = np.random.default_rng(seed)
+    snaps, events, truth = [], [], []
+    for p in range(PLAYERS):
+        player, intent = f"p{p:03d}", rng.uniform(0.2, 3.0)
+        for d in range(SNAPSHOT_DAYS):
+            day = DAY0 + timedelta(days=d)
+            views = int(rng.poisson(intent))
+            snaps.append(
+                snapshot(
+                    player,
+                    day,
+                    store_view_count_1d=views,
+                    store_view_count_7d=views + int(rng.poisson(3 * intent)),
+                    session_count_7d=int(rng.poisson(5)),
+                    ad_view_count_7d=int(rng.poisson(4)),
+                    match_count_1d=int(rng.poisson(2)),
+                    days_since_last_event=float(rng.uniform(0, 2)) if rng.random() > 0.1 else None,
+                )
+            )
+            truth.append((player, day + timedelta(days=1), p_purchase(views)))
+            if rng.random() < p_purchase(views):
+                at = end_of(day) + timedelta(hours=float(rng.uniform(0.01, 23.9)))
+                events.append(event(len(events), player, "purchase", at))
+            events.append(event(len(events), player, "session_start", end_of(day) - timedelta(hours=3)))
+    last = end_of(DAY0 + timedelta(days=SNAPSHOT_DAYS - 1)) + timedelta(hours=24)
+    events.append(event(len(events), "p000", "session_start", last))
+    return snaps, events, pd.DataFrame(truth, columns=["player_id", "date", "p_purchase"])
+
+
+def model_yaml(name: str, features: list[str], min_auc: float, **training: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"{name} (test)",
+        "feature_set": "player_activity_v1",
+        "features": features,
+        "label": {"event_type": "purchase", "horizon_hours": 24},
+        "training": {
+            "test_days": 4,
+            "min_history_days": 3,
+            "num_boost_round": 40,
+            "early_stopping_rounds": 5,
+            "xgboost": {"max_depth": 3, "eta": 0.2},
+            **training,
+        },
+        "quality_gate": {"min_auc": min_auc, "max_auc_drop_vs_champion": 0.02},
+        "response": {
+            "tiers": [
+                {"min_score": 0.35, "content": {"offer": "premium_bundle"}},
+                {"min_score": 0.0, "content": {"offer": "free_daily_gift"}},
+            ]
+        },
+        "fallback": {"content": {"offer": "free_daily_gift"}},
+    }
+
+
+GOOD = ["store_view_count_1d", "store_view_count_7d", "session_count_7d", "ad_view_count_7d"]
+NOISE = ["ad_view_count_7d", "match_count_1d"]
+
+
+@pytest.fixture(scope="module")
+def lake(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    """Settings whose lake holds the learnable tables, and the ground-truth parquet."""
+    base = tmp_path_factory.mktemp("training-lake")
+    settings = load_settings("local", base / "var")
+    snaps, events, truth = learnable_lake()
+    write_lake(spark, settings, snaps, events)
+    truth_path = base / "truth.parquet"
+    truth.to_parquet(truth_path)
+    return settings, truth_path
+
+
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow SQLite file with its schema created: copying it skips ~6 s of migrations per test."""
+    folder = tmp_path_factory.mktemp("mlflow-template")
+    settings = load_settings("local", folder / "var").model_copy(
+        update={"mlflow": MlflowConfig(tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder))}
+    )
+    tracking_client(settings).search_experiments()
+    return folder / "mlflow.db"
+
+
+def isolated(settings: Settings, folder: Path, template: Path | None = None) -> Settings:
+    """The same lake with a models_dir and an MLflow store of its own under ``folder``."""
+    (folder / "models").mkdir(parents=True)
+    if template is not None:
+        shutil.copyfile(template, folder / "mlflow.db")
+    mlflow = MlflowConfig(tracking_uri=f"sqlite:///{folder}/mlflow.db", artifact_root=str(folder / "artifacts"))
+    return settings.model_copy(update={"mlflow": mlflow, "models_dir": str(folder / "models")})
+
+
+def declare(settings: Settings, cfg: dict[str, Any]) -> None:
+    (Path(settings.models_dir) / f"{cfg['name']}.yaml").write_text(yaml.safe_dump(cfg))
+
+
+@pytest.fixture
+def fresh(lake: tuple[Settings, Path], empty_store: Path, tmp_path: Path) -> Settings:
+    """The shared lake, an empty MLflow store, and a learnable declaration of model 'offer'."""
+    settings = isolated(lake[0], tmp_path / "own", empty_store)
+    declare(settings, model_yaml("offer", GOOD, min_auc=0.6))
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first_run(spark: Any, lake: tuple[Settings, Path], tmp_path_factory: pytest.TempPathFactory):
+    """One training run of a learnable model into an empty store, with ground truth."""
+    settings = isolated(lake[0], tmp_path_factory.mktemp("first-run"))
+    declare(settings, model_yaml("offer", GOOD, min_auc=0.6))
+    return settings, train_model(spark, settings, "offer", ground_truth_path=str(lake[1]))
+
+
+# --- point-in-time training sets -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def leak_set(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """Four players snapshotted on day D, purchases at the label window's edges: the training
+    set built from them, and the snapshot rows as they were before the build."""
+    base = tmp_path_factory.mktemp("leak")
+    settings = isolated(load_settings("local", base / "var"), base / "own")
+    d = DAY0 + timedelta(days=5)
+    as_of = end_of(d)
+    snaps = [snapshot(p, d, store_view_count_1d=i) for i, p in enumerate(["at", "end", "after", "none"])]
+    events = [
+        event(0, "at", "purchase", as_of),
+        event(1, "end", "purchase", as_of + timedelta(hours=24)),
+        event(2, "after", "purchase", as_of + timedelta(hours=24, milliseconds=1)),
+        event(3, "none", "session_start", end_of(DAY0)),
+    ]
+    write_lake(spark, settings, snaps, events)
+    declare(settings, model_yaml("offer", GOOD, min_auc=0.6, min_history_days=0))
+    gold = table_path(settings, "gold.player_features_v1")
+    before = {r["player_id"]: r.asDict() for r in spark.read.format("delta").load(gold).collect()}
+    return build_training_set(spark, settings, load_model_config(settings, "offer")), before
+
+
+def labels_of(ts: Any) -> dict[str, int]:
+    return {r["player_id"]: r["label"] for r in ts.df.select("player_id", "label").collect()}
+
+
+def test_an_event_exactly_at_as_of_is_not_in_the_label(leak_set: tuple[Any, Any]) -> None:
+    assert labels_of(leak_set[0])["at"] == 0
+
+
+def test_an_event_exactly_at_the_end_of_the_horizon_is_in_the_label(leak_set: tuple[Any, Any]) -> None:
+    assert labels_of(leak_set[0])["end"] == 1
+
+
+def test_an_event_one_ms_after_the_horizon_is_not_in_the_label(leak_set: tuple[Any, Any]) -> None:
+    assert labels_of(leak_set[0])["after"] == 0
+
+
+def test_a_player_without_label_events_is_negative(leak_set: tuple[Any, Any]) -> None:
+    assert labels_of(leak_set[0])["none"] == 0
+
+
+def test_features_are_copied_from_the_snapshot_untouched(leak_set: tuple[Any, Any]) -> None:
+    ts, before = leak_set
+    for row in ts.df.collect():
+        assert {n: row[n] for n in FEATURES} == {n: before[row["player_id"]][n] for n in FEATURES}
+    assert ts.inputs["gold.player_features_v1"] == 0  # read, never rewritten
+
+
+def test_snapshots_whose_label_window_is_not_fully_observed_are_dropped(spark: Any, fresh: Settings) -> None:
+    settings = fresh
+    ts = build_training_set(spark, settings, load_model_config(settings, "offer"))
+    days = {r["as_of_date"] for r in ts.df.select("as_of_date").distinct().collect()}
+    assert max(days) == DAY0 + timedelta(days=SNAPSHOT_DAYS - 1)  # last event is exactly its horizon end
+
+    later = model_yaml("offer", GOOD, min_auc=0.6)
+    later["label"]["horizon_hours"] = 24.001
+    declare(settings, later)
+    ts = build_training_set(spark, settings, load_model_config(settings, "offer"))
+    days = {r["as_of_date"] for r in ts.df.select("as_of_date").distinct().collect()}
+    assert max(days) == DAY0 + timedelta(days=SNAPSHOT_DAYS - 2)
+
+
+def test_snapshots_start_after_min_history_days_of_data(spark: Any, fresh: Settings) -> None:
+    settings = fresh
+    declare(settings, model_yaml("offer", GOOD, min_auc=0.6, min_history_days=3))
+    ts = build_training_set(spark, settings, load_model_config(settings, "offer"))
+    first = ts.df.agg({"as_of_date": "min"}).first()[0]
+    assert first == DAY0 + timedelta(days=2)  # days 0, 1, 2 of data lie behind it
+
+
+def test_the_training_set_is_written_and_names_the_versions_it_read(spark: Any, fresh: Settings) -> None:
+    settings = fresh
+    ts = build_training_set(spark, settings, load_model_config(settings, "offer"))
+    assert ts.table == "gold.training_offer"
+    assert spark.read.format("delta").load(table_path(settings, ts.table)).count() == ts.df.count() > 0
+    assert set(ts.inputs) == {"gold.player_features_v1", "silver.player_events"}
+
+
+def test_a_missing_input_table_says_what_to_run(spark: Any, settings: Settings, tmp_path: Path) -> None:
+    own = isolated(settings, tmp_path / "own")
+    declare(own, model_yaml("offer", GOOD, min_auc=0.6))
+    with pytest.raises(TableNotFound, match=r"gold\.player_features_v1 does not exist.*playerpulse pipeline"):
+        build_training_set(spark, own, load_model_config(own, "offer"))
+
+
+# --- one training run ------------------------------------------------------------------------
+
+
+def test_the_first_version_that_passes_the_gate_becomes_champion(first_run: tuple[Settings, Any]) -> None:
+    settings, result = first_run
+    assert result.gate.passed, result.gate.reason
+    assert result.aliases == ["challenger", "champion"]
+    champion = version_by_alias(tracking_client(settings), "offer", "champion")
+    assert champion is not None and int(champion.version) == result.version == 1
+
+
+def test_the_run_logs_test_metrics_that_show_the_signal_was_learned(first_run: tuple[Settings, Any]) -> None:
+    settings, result = first_run
+    metrics = tracking_client(settings).get_run(result.run_id).data.metrics
+    assert {"test_auc", "test_logloss", "base_rate", "rows"} <= set(metrics)
+    assert metrics["test_auc"] > 0.7
+    assert 0 < metrics["base_rate"] < 1
+
+
+def test_the_run_compares_itself_to_the_ground_truth_ceiling(first_run: tuple[Settings, Any]) -> None:
+    settings, result = first_run
+    metrics = tracking_client(settings).get_run(result.run_id).data.metrics
+    assert metrics["ceiling_auc"] > 0.7
+    assert metrics["auc_vs_ceiling"] == pytest.approx(result.metrics["auc_vs_ceiling"])
+    assert 0.8 < metrics["auc_vs_ceiling"] <= 1.05
+
+
+def test_the_run_records_its_lineage(first_run: tuple[Settings, Any]) -> None:
+    settings, result = first_run
+    tags = tracking_client(settings).get_run(result.run_id).data.tags
+    assert tags["lineage.silver.player_events"] == str(result.inputs["silver.player_events"])
+    assert tags["lineage.gold.player_features_v1"] == str(result.inputs["gold.player_features_v1"])
+    assert tags["feature_set"] == "player_activity_v1"
+    assert json.loads(tags["features"]) == GOOD
+    assert re.fullmatch(r"[0-9a-f]{40}", tags["git_commit"])  # these tests run inside the git repo
+
+
+def test_the_feature_names_travel_with_the_model(first_run: tuple[Settings, Any]) -> None:
+    import mlflow
+
+    settings, result = first_run
+    client = tracking_client(settings)
+    artifact = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/feature_names.json")
+    info = mlflow.models.get_model_info(f"models:/offer/{result.version}")
+    assert artifact["feature_names"] == info.metadata["feature_names"] == GOOD
+    assert client.get_model_version("offer", str(result.version)).tags["feature_set"] == "player_activity_v1"
+
+
+# --- the gate, promotion, rollback -----------------------------------------------------------
+
+
+def test_a_worse_retrain_is_registered_but_does_not_replace_the_champion(spark: Any, fresh: Settings) -> None:
+    first = train_model(spark, fresh, "offer")
+    declare(fresh, model_yaml("offer", NOISE, min_auc=0.0))
+    worse = train_model(spark, fresh, "offer")
+    assert not worse.gate.passed and "below champion v1" in worse.gate.reason
+    assert worse.version == 2 and worse.aliases == []
+    client = tracking_client(fresh)
+    assert int(version_by_alias(client, "offer", "champion").version) == first.version
+    assert int(version_by_alias(client, "offer", "challenger").version) == first.version
+
+
+def test_a_version_below_min_auc_gets_no_alias_even_without_a_champion(spark: Any, fresh: Settings) -> None:
+    declare(fresh, model_yaml("offer", NOISE, min_auc=0.75))
+    result = train_model(spark, fresh, "offer")
+    assert not result.gate.passed and "below min_auc" in result.gate.reason
+    assert version_by_alias(tracking_client(fresh), "offer", "champion") is None
+
+
+def test_a_passing_retrain_becomes_challenger_and_promotion_makes_it_champion(spark: Any, fresh: Settings) -> None:
+    first = train_model(spark, fresh, "offer")
+    second = train_model(spark, fresh, "offer")
+    assert second.gate.passed and second.aliases == ["challenger"]
+    move = promote(fresh, "offer")
+    assert (move.champion, move.previous_champion) == (second.version, first.version)
+    client = tracking_client(fresh)
+    assert int(version_by_alias(client, "offer", "champion").version) == second.version
+    assert int(version_by_alias(client, "offer", "previous_champion").version) == first.version
+
+
+def test_rollback_returns_the_champion_to_the_previous_one_once(spark: Any, fresh: Settings) -> None:
+    first = train_model(spark, fresh, "offer")
+    train_model(spark, fresh, "offer", promote=True)
+    move = rollback(fresh, "offer")
+    assert move.champion == first.version
+    assert int(version_by_alias(tracking_client(fresh), "offer", "champion").version) == first.version
+    with pytest.raises(PromotionRefused, match="no previous champion"):
+        rollback(fresh, "offer")
+
+
+def test_promoting_without_a_challenger_is_refused(spark: Any, fresh: Settings) -> None:
+    declare(fresh, model_yaml("offer", NOISE, min_auc=0.75))
+    train_model(spark, fresh, "offer")
+    with pytest.raises(PromotionRefused, match="no challenger"):
+        promote(fresh, "offer")
+
+
+def test_the_models_listing_shows_versions_aliases_and_metrics(first_run: tuple[Settings, Any]) -> None:
+    settings, result = first_run
+    [model] = list_models(settings)
+    assert model["name"] == "offer"
+    [version] = model["versions"]
+    assert version["version"] == result.version
+    assert version["aliases"] == ["challenger", "champion"]
+    assert version["metrics"]["test_auc"] == pytest.approx(result.metrics["test_auc"])
+    assert version["gate"].startswith("passed")
