@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.config import Settings, repo_root
+from features.config import Settings, conf_dir, repo_root
 from features.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -60,7 +60,10 @@ def get_spark(settings: Settings, app_name: str = "playerpulse") -> SparkSession
         .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
         .config("spark.default.parallelism", str(settings.spark.shuffle_partitions))
         .config("spark.driver.memory", settings.spark.driver_memory)
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
+        .config(
+            "spark.driver.extraJavaOptions",
+            f"-Dderby.system.home={warehouse} -Dlog4j2.configurationFile={conf_dir() / 'log4j2.properties'}",
+        )
         .config("spark.sql.warehouse.dir", str(warehouse))
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
@@ -25,6 +25,9 @@ from rich.table import Table
 from features.config import Settings
 from features.errors import PlayerPulseError, StageFailed
 from playerpulse.gateway import Gateway
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 DEMO_API_KEY = "pp-demo-key-local-only"
 DEMO_MODEL = "store_offer"
@@ -74,7 +77,7 @@ class DemoSummary:
         console.print(rows)
 
         m = Table("metric", "value", title=f"Model {self.model.get('name', DEMO_MODEL)}")
-        for key in ("version", "aliases", "test_auc", "ceiling_auc", "base_rate", "rows"):
+        for key in ("version", "aliases", "test_auc", "ceiling_auc", "auc_vs_ceiling", "base_rate", "gate"):
             if key in self.model:
                 v = self.model[key]
                 m.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
@@ -272,16 +275,10 @@ def run_demo(
     return summary
 
 
-def _model_summary(result: Any) -> dict[str, Any]:
-    data = result if isinstance(result, dict) else dict(getattr(result, "__dict__", {}))
-    metrics = dict(data.get("metrics") or {})
-    out = {
-        "name": data.get("name") or data.get("model_name") or DEMO_MODEL,
-        "version": data.get("version"),
-        "aliases": list(data.get("aliases") or data.get("aliases_set") or []),
-        "gate": data.get("gate"),
-    }
-    out.update({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+def _model_summary(result: TrainResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": result.name, "version": result.version, "aliases": list(result.aliases),
+                           "gate": result.gate.reason}
+    out.update({k: v for k, v in result.metrics.items() if isinstance(v, int | float)})
     return out
 
 
