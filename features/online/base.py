@@ -14,7 +14,8 @@ class Profile(msgspec.Struct, kw_only=True):
 
     player_id: str
     version: int
-    """Monotonic per player (the streaming micro-batch id): an older write never replaces a newer."""
+    """Monotonic per player (the streaming job's processing time in epoch ms, bumped past the
+    stored version): an older write never replaces a newer."""
     as_of: int
     """Epoch ms the ``features`` were computed as of."""
     features: dict[str, float | int | None]

@@ -1,0 +1,192 @@
+"""The streaming profiles job: every player's online profile within about a second of the event.
+
+    PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit --jars "$(ls jvm/jars/*.jar | paste -sd, -)" \\
+        pipelines/profiles_stream.py --env local --workdir ./var [--trigger-ms 0] [--available-now]
+
+(``--jars``: under spark-submit the JVM is up before ``get_spark`` runs, so the Delta catalog
+that the session names must already be on its class path.)
+
+It reads the event stream (``playerpulse_stream``) in micro-batches and, in ``foreachBatch``,
+groups each batch's events by player and folds them into the online store on the executors
+(``pipelines.profile_updates``): the driver only sees one small row of counts per partition.
+Nothing is written to Delta on this path: waiting for a Delta commit before the online write is
+what loses sub-second freshness (shared/NOTES.md); the bronze job keeps the lake's copy of the
+same stream.
+
+Replays are harmless: a profile remembers the stream position of the newest record folded into
+it, so a re-run micro-batch, or a whole replay under a fresh checkpoint, counts nothing twice.
+Each micro-batch appends its counts and event→profile latencies to
+``reports/latency/profiles.jsonl``; ``read_latency_samples`` reads them back for reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from features.config import Settings, load_settings
+from features.contract import now_ms
+from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
+from features.errors import PlayerPulseError
+from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
+from pipelines.stream_source import SOURCE_NAME, register
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger("playerpulse.profiles")
+
+QUERY_NAME = "profiles"
+
+
+def latency_file(settings: Settings) -> Path:
+    return settings.reports_dir / "latency" / "profiles.jsonl"
+
+
+class ProfileBatchWriter:
+    """The ``foreachBatch`` body: runs on the driver, sends the work to the executors."""
+
+    def __init__(self, settings: Settings, checkpoint: str, fs: FeatureSet = PLAYER_ACTIVITY_V1):
+        self.online_store = settings.online_store.model_dump_json()
+        self.streaming = settings.streaming
+        self.checkpoint = checkpoint
+        self.fs = fs
+        self.report = latency_file(settings)
+
+    def context(self, batch_id: int) -> UpdateContext:
+        return UpdateContext(
+            online_store=self.online_store,
+            feature_set=self.fs.full_name,
+            state_days=self.streaming.state_days,
+            dedup_ids=self.streaming.dedup_ids,
+            checkpoint=self.checkpoint,
+            batch_id=batch_id,
+        )
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from pyspark.sql import functions as F
+
+        started = time.perf_counter()
+        # a shuffle by player, so that one task owns each player's read-modify-write
+        per_player = batch.groupBy("player_id").agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"))
+        rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id)), STATS_DDL).collect()
+        stats = UpdateStats.combine(r.asDict() for r in rows)
+        elapsed = (time.perf_counter() - started) * 1000
+        self.report.parent.mkdir(parents=True, exist_ok=True)
+        with self.report.open("a") as out:
+            out.write(stats_line(batch_id, stats, elapsed, now_ms()) + "\n")
+        worst = f"{max(stats.latency_ms):.0f} ms" if stats.latency_ms else "-"
+        log.info(
+            "batch %d: %d profiles written, %d events applied, %d duplicates, %d quarantined, "
+            "%d replayed; slowest event→profile %s; batch took %.0f ms",
+            batch_id, stats.players, stats.events_applied, stats.duplicates, stats.quarantined,
+            stats.replayed, worst, elapsed,
+        )
+
+
+def start_profiles_stream(
+    spark: SparkSession,
+    settings: Settings,
+    trigger_ms: int | None = None,
+    available_now: bool = False,
+    checkpoint: str | None = None,
+) -> StreamingQuery:
+    """Start the query; with ``available_now`` it stops once what is on the stream is folded in."""
+    trigger_ms = settings.streaming.trigger_ms if trigger_ms is None else trigger_ms
+    if trigger_ms < 0:
+        raise ValueError(f"trigger_ms must be >= 0, got {trigger_ms}")
+    location = checkpoint or settings.lake.checkpoints.rstrip("/") + "/profiles"
+    register(spark)
+    events = (
+        spark.readStream.format(SOURCE_NAME)
+        .option("stream", settings.stream.model_dump_json())
+        .option("maxRecordsPerBatch", str(settings.streaming.max_records_per_batch))
+        .load()
+    )
+    writer = (
+        events.writeStream.queryName(QUERY_NAME)
+        .foreachBatch(ProfileBatchWriter(settings, location))
+        .option("checkpointLocation", location)
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{trigger_ms} milliseconds")
+    return writer.start()
+
+
+def read_latency_samples(settings: Settings) -> list[float]:
+    """Every recorded event→profile latency (ms), oldest batch first; empty before any batch."""
+    path = latency_file(settings)
+    if not path.is_file():
+        return []
+    samples: list[float] = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            samples.extend(float(v) for v in json.loads(line).get("latency_ms", []))
+    return samples
+
+
+def summarise_latency(samples: list[float]) -> dict[str, float]:
+    """``n``, ``p50``, ``p95``, ``max`` (nearest-rank percentiles, ms); NaN where there are none."""
+    if not samples:
+        return {"n": 0, "p50": math.nan, "p95": math.nan, "max": math.nan}
+    ordered = sorted(samples)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return {"n": len(ordered), "p50": rank(0.50), "p95": rank(0.95), "max": ordered[-1]}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="profiles_stream", description=__doc__.splitlines()[0])
+    p.add_argument("--env", default=None, help="configuration conf/<env>.yaml (default: PLAYERPULSE_ENV or local)")
+    p.add_argument("--workdir", default=None, help="work folder overriding the configuration's")
+    p.add_argument("--trigger-ms", type=int, default=None, help="micro-batch interval (default: configuration)")
+    p.add_argument("--available-now", action="store_true", help="fold what is on the stream, then stop")
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: lake.checkpoints/profiles)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings(args.env, args.workdir)
+    except PlayerPulseError as exc:
+        log.error("%s", exc)
+        return 2
+    from pipelines.session import get_spark
+
+    spark = get_spark(settings, app_name="playerpulse-profiles")
+    query = None
+    try:
+        query = start_profiles_stream(spark, settings, args.trigger_ms, args.available_now, args.checkpoint)
+        log.info("profiles stream %s started (%s); Ctrl-C to stop", query.id,
+                 "available now" if args.available_now else "continuous")
+        query.awaitTermination()
+        if query.exception() is not None:
+            log.error("profiles stream failed: %s", query.exception())
+            return 1
+    except KeyboardInterrupt:
+        log.info("interrupted: stopping the profiles stream")
+        if query is not None:
+            query.stop()
+    finally:
+        summary = summarise_latency(read_latency_samples(settings))
+        log.info("event→profile latency over %d profiles: p50 %.0f ms, p95 %.0f ms",
+                 summary["n"], summary["p50"], summary["p95"])
+        spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""The executor-side profile fold, without Spark: idempotency, versions, hop timestamps."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from features.config import Settings
+from features.definitions import PLAYER_ACTIVITY_V1
+from features.online import open_online_store
+from features.profile_state import ProfileState
+from pipelines.profile_updates import UpdateContext, UpdateStats, fold_player, thin, update_players
+
+NOW = 1_790_000_000_000
+FS = PLAYER_ACTIVITY_V1
+
+
+def ctx(settings: Settings, batch_id: int = 0, dedup_ids: int = 2000) -> UpdateContext:
+    return UpdateContext(settings.online_store.model_dump_json(), FS.full_name, 30, dedup_ids, "cp", batch_id)
+
+
+def row(event_type: str = "session_start", t: int = NOW - 60_000, position: int = 1, shard: str = "0",
+        props: dict[str, Any] | None = None, event_id: str | None = None, received_at: int = NOW - 1000,
+        sent_at: int | None = None) -> dict[str, Any]:
+    return {
+        "event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "event_time": t,
+        "sent_at": sent_at, "received_at": received_at, "stream_at": received_at + 5,
+        "properties": json.dumps(props or {}), "stream_shard": shard, "stream_position": str(position),
+    }
+
+
+def test_rows_at_or_below_the_players_stream_watermark_are_not_folded_again(settings: Settings) -> None:
+    first, _ = fold_player("p1", None, [row(position=3), row(position=5)], FS, ctx(settings), NOW)
+    again, stats = fold_player("p1", first, [row(position=5), row(position=4)], FS, ctx(settings, dedup_ids=0), NOW)
+    assert again is None
+    assert stats.replayed == 2
+
+
+def test_a_new_record_past_the_watermark_is_folded(settings: Settings) -> None:
+    first, _ = fold_player("p1", None, [row(position=3)], FS, ctx(settings), NOW)
+    second, stats = fold_player("p1", first, [row(position=3), row(position=9)], FS, ctx(settings), NOW + 1)
+    assert second is not None
+    assert (stats.replayed, stats.events_applied) == (1, 1)
+    assert second.features["session_count_1d"] == 2
+    assert second.state["applied"]["positions"] == {"0": "9"}
+
+
+def test_watermarks_are_kept_per_shard(settings: Settings) -> None:
+    first, _ = fold_player("p1", None, [row(position=100, shard="0")], FS, ctx(settings), NOW)
+    second, stats = fold_player("p1", first, [row(position=7, shard="1")], FS, ctx(settings), NOW)
+    assert second is not None and stats.events_applied == 1
+    assert second.state["applied"]["positions"] == {"0": "100", "1": "7"}
+
+
+def test_version_always_exceeds_the_stored_one_even_if_the_clock_lags(settings: Settings) -> None:
+    first, _ = fold_player("p1", None, [row(position=1)], FS, ctx(settings), NOW)
+    second, _ = fold_player("p1", first, [row(position=2)], FS, ctx(settings), NOW - 10_000)
+    assert first is not None and second is not None
+    assert first.version == NOW
+    assert second.version == NOW + 1
+
+
+def test_timestamps_are_those_of_the_most_recently_received_event(settings: Settings) -> None:
+    late = row(t=NOW - 5000, received_at=NOW - 100, position=2, sent_at=NOW - 4000)
+    early = row(t=NOW - 3000, received_at=NOW - 2000, position=1)
+    profile, _ = fold_player("p1", None, [late, early], FS, ctx(settings), NOW)
+    assert profile is not None
+    assert profile.timestamps == {
+        "event_time": NOW - 5000 + 3900, "received_at": NOW - 100, "stream_at": NOW - 95, "processed_at": NOW,
+    }
+
+
+def test_duplicates_and_quarantined_events_are_counted_apart(settings: Settings) -> None:
+    dup_id = str(uuid.uuid4())
+    rows = [
+        row(event_id=dup_id, position=1),
+        row(event_id=dup_id, position=2),
+        row("purchase", props={"sku": "gems", "price_usd": -1.0}, position=3),
+    ]
+    profile, stats = fold_player("p1", None, rows, FS, ctx(settings), NOW)
+    assert (stats.events_applied, stats.duplicates, stats.quarantined) == (1, 1, 1)
+    assert profile is not None and profile.features["purchase_count_7d"] == 0
+
+
+def test_features_are_those_of_profile_state_folded_directly(settings: Settings) -> None:
+    rows = [row("match_end", props={"won": True}, position=1), row("match_end", props={"won": False}, position=2),
+            row("level_up", props={"level": 4}, t=NOW - 3 * 86_400_000, position=3)]
+    profile, _ = fold_player("p1", None, rows, FS, ctx(settings), NOW)
+    direct = ProfileState()
+    for r in sorted(rows, key=lambda r: r["event_time"]):
+        direct.apply(FS, {**r, "properties": json.loads(r["properties"])}, r["event_time"], 2000)
+    assert profile is not None
+    assert profile.features == direct.features(FS, profile.as_of)
+
+
+def test_update_players_writes_in_one_put_and_reports_latency(settings: Settings) -> None:
+    store = open_online_store(settings.online_store)
+    players = [("p1", [row(position=1)]), ("p2", [row(position=2, shard="1")])]
+    stats = update_players(store, players, ctx(settings), clock=lambda: NOW)
+    assert stats.players == 2 and store.count() == 2
+    assert len(stats.latency_ms) == 2 and all(ms >= 0 for ms in stats.latency_ms)
+
+
+def test_stats_rows_from_the_executors_add_up() -> None:
+    rows = [
+        {"players": 2, "events_applied": 5, "duplicates": 1, "quarantined": 0, "replayed": 0, "latency_ms": [3.0]},
+        {"players": 1, "events_applied": 1, "duplicates": 0, "quarantined": 2, "replayed": 4, "latency_ms": None},
+    ]
+    assert UpdateStats.combine(rows) == UpdateStats(3, 6, 1, 2, 4, [3.0])
+
+
+def test_a_big_batch_keeps_its_latency_percentiles_in_a_bounded_sample() -> None:
+    kept = thin([float(ms) for ms in range(10_000, 0, -1)], 100)
+    assert len(kept) == 100
+    assert (kept[0], kept[49], kept[94]) == (1.0, 4901.0, 9401.0)
