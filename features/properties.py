@@ -38,10 +38,16 @@ def coerce(value: Any, kind: PropertyType) -> float | str | None:
         if isinstance(value, bool):
             return None
         if isinstance(value, int | float):
-            f = float(value)
+            try:
+                f = float(value)
+            except OverflowError:  # a JSON integer beyond the double range: like Spark's cast, not a number
+                return None
             return f if math.isfinite(f) else None
         if isinstance(value, str) and _NUMERIC.match(value):
-            f = float(value)
+            try:
+                f = float(value)
+            except ValueError:  # \s also matches the separators \x1c-\x1f, which float() refuses
+                return None
             return f if math.isfinite(f) else None
         return None
     if kind == "boolean":

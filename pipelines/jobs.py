@@ -1,0 +1,41 @@
+"""The batch lakehouse jobs by name, in the order data flows through them.
+
+``playerpulse pipeline JOB`` and schedulers look jobs up here; ``run_all`` is one pass of the
+whole lake (bronze → silver → gold), each job reading only what the previous one committed.
+
+Run them all:
+
+    PYSPARK_PYTHON=.venv/bin/python .venv/bin/spark-submit --jars "$(ls jvm/jars/*.jar | paste -sd, -)" \\
+        pipelines/jobs.py --env local --workdir ./var
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from features.config import Settings
+from pipelines import bronze, gold, silver
+from pipelines.entrypoint import job_main
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+JOBS: dict[str, Callable[[SparkSession, Settings], dict]] = {
+    "bronze": bronze.run,
+    "silver": silver.run,
+    "gold": gold.run,
+}
+
+
+def run_all(spark: SparkSession, settings: Settings) -> dict:
+    """Every job once, in order; their metrics by job name. A failing job stops the run."""
+    return {name: run(spark, settings) for name, run in JOBS.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return job_main(run_all, "all", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
