@@ -106,11 +106,11 @@ class ChampionCache:
 
         cfg = self.settings.mlflow
         with tempfile.TemporaryDirectory(prefix=f"pp-{name}-v{version}-") as tmp:
+            # Resolve the version's storage location through *our* registry client: a
+            # ``models:/`` URI would be resolved against the process-wide default registry.
+            source = self._registry().get_model_version_download_uri(name, str(version))
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}",
-                dst_path=tmp,
-                tracking_uri=cfg.tracking_uri,
-                registry_uri=cfg.registry_uri or cfg.tracking_uri,
+                artifact_uri=source, dst_path=tmp, tracking_uri=cfg.tracking_uri
             )
             metadata = Model.load(local).metadata or {}
             booster = mlflow.xgboost.load_model(local)

@@ -225,3 +225,20 @@ def test_importing_serving_loads_neither_spark_nor_mlflow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_champion_loads_from_the_configured_registry_whatever_the_process_default(
+    registry: Settings, store: SqliteOnlineStore, tmp_path: Path
+) -> None:
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    elsewhere = f"sqlite:///{tmp_path / 'someone-elses.db'}"
+    mlflow.set_tracking_uri(elsewhere)
+    mlflow.set_registry_uri(elsewhere)
+    try:
+        out = Predictor(registry, store, clock_ms=lambda: NOW_MS).predict("offer", "keen", {})
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+    assert out["fallback"] is False
