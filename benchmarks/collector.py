@@ -36,15 +36,15 @@ from playerpulse.gateway import free_port
 
 KEY = "pp-demo-key-local-only"
 EVENTS_PER_BATCH = 100
-LUA = """
+LUA = f"""
 wrk.method = "POST"
 local f = io.open(os.getenv("PP_BODY"), "rb")
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Content-Encoding"] = "gzip"
-wrk.headers["Authorization"] = "Bearer %s"
-""" % KEY
+wrk.headers["Authorization"] = "Bearer {KEY}"
+"""
 
 
 def batch_body(players: int = 10) -> bytes:
@@ -52,19 +52,44 @@ def batch_body(players: int = 10) -> bytes:
     t = now_ms()
     events = []
     for i in range(EVENTS_PER_BATCH):
-        events.append({
-            "event_id": str(uuid.uuid4()), "event_type": ("session_start", "match_end", "store_view")[i % 3],
-            "player_id": f"bench-{i % players}", "game_id": "demo", "event_time": t - 1000 + i,
-            "sent_at": t, "platform": "android", "app_version": "1.4.2", "country": "DE",
-            "session_id": "s-1", "properties": {"won": True, "score": 12.5} if i % 3 == 1 else {},
-        })
+        events.append(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": ("session_start", "match_end", "store_view")[i % 3],
+                "player_id": f"bench-{i % players}",
+                "game_id": "demo",
+                "event_time": t - 1000 + i,
+                "sent_at": t,
+                "platform": "android",
+                "app_version": "1.4.2",
+                "country": "DE",
+                "session_id": "s-1",
+                "properties": {"won": True, "score": 12.5} if i % 3 == 1 else {},
+            }
+        )
     return gzip.compress(json.dumps({"events": events}).encode())
 
 
 def start_server(app_ref: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "uvicorn", app_ref, "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-           "--log-level", "warning"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        app_ref,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -80,7 +105,10 @@ def start_server(app_ref: str, port: int, workers: int, env: dict[str, str], log
 def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path) -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        env={**os.environ, "PP_BODY": str(body)}, capture_output=True, text=True, check=True,
+        env={**os.environ, "PP_BODY": str(body)},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
 
     def latency(label: str) -> float:
@@ -93,14 +121,24 @@ def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path) 
     total = int(re.search(r"(\d+) requests in", out).group(1))
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"requests_per_s": reqs, "requests": total, "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-            "p50_ms": latency("50"), "p99_ms": latency("99"), "socket_errors": errors.group(1) if errors else ""}
+    return {
+        "requests_per_s": reqs,
+        "requests": total,
+        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "socket_errors": errors.group(1) if errors else "",
+    }
 
 
 def events_on_stream(settings) -> int:
     with open_stream(settings.stream) as stream:
-        return sum(len(decode_batch(r.data)[1]) for shard, upto in stream.latest_positions().items() if upto
-                   for r in stream.read(shard, None, upto))
+        return sum(
+            len(decode_batch(r.data)[1])
+            for shard, upto in stream.latest_positions().items()
+            if upto
+            for r in stream.read(shard, None, upto)
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -120,13 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     script.write_text(LUA)
     rows = []
     for workers in args.workers:
-        for name, app_ref, path in (("no-op floor", "benchmarks.floor_app:app", "/noop"),
-                                    ("parse-only floor", "benchmarks.floor_app:app", "/parse"),
-                                    ("collector (durable)", "serving.asgi:app", "/v1/events")):
+        for name, app_ref, path in (
+            ("no-op floor", "benchmarks.floor_app:app", "/noop"),
+            ("parse-only floor", "benchmarks.floor_app:app", "/parse"),
+            ("collector (durable)", "serving.asgi:app", "/v1/events"),
+        ):
             workdir = tmp / f"w{workers}-{path.strip('/').replace('/', '-')}"
             settings = load_settings("local", workdir)
-            env = {**os.environ, "PLAYERPULSE_ENV": "local", "PLAYERPULSE_WORKDIR": str(workdir),
-                   "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+            env = {
+                **os.environ,
+                "PLAYERPULSE_ENV": "local",
+                "PLAYERPULSE_WORKDIR": str(workdir),
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            }
             port = free_port()
             proc = start_server(app_ref, port, workers, env, tmp / "server.log")
             try:
@@ -142,24 +186,42 @@ def main(argv: list[str] | None = None) -> int:
                 r["on_stream"] = landed
                 r["acked"] = ok * EVENTS_PER_BATCH
             rows.append(r)
-            console.print(f"{name}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
-                          f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}")
+            console.print(
+                f"{name}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
+                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}"
+            )
 
-    table = Table("workers", "endpoint", "events/s", "p50 ms", "p99 ms", "vs parse-only", "vs no-op",
-                  title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches, "
-                        f"{args.seconds}s each")
+    table = Table(
+        "workers",
+        "endpoint",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "vs parse-only",
+        "vs no-op",
+        title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches, {args.seconds}s each",
+    )
     for workers in args.workers:
         group = {r["name"]: r for r in rows if r["workers"] == workers}
         for r in group.values():
             parse, noop = group["parse-only floor"]["events_per_s"], group["no-op floor"]["events_per_s"]
-            table.add_row(str(workers), r["name"], f"{r['events_per_s']:,.0f}", f"{r['p50_ms']:.2f}",
-                          f"{r['p99_ms']:.2f}", f"{r['events_per_s'] / parse:.2f}", f"{r['events_per_s'] / noop:.2f}")
+            table.add_row(
+                str(workers),
+                r["name"],
+                f"{r['events_per_s']:,.0f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['events_per_s'] / parse:.2f}",
+                f"{r['events_per_s'] / noop:.2f}",
+            )
     console.print(table)
     for r in rows:
         if "on_stream" in r:
             verdict = "all on the stream" if r["on_stream"] >= r["acked"] else "[red]MISSING events[/]"
-            console.print(f"{r['workers']} worker(s): acknowledged {r['acked']:,} events, "
-                          f"{r['on_stream']:,} on the stream — {verdict}")
+            console.print(
+                f"{r['workers']} worker(s): acknowledged {r['acked']:,} events, "
+                f"{r['on_stream']:,} on the stream — {verdict}"
+            )
     return 0
 
 

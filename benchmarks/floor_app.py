@@ -30,6 +30,7 @@ async def noop(request: Request) -> Response:
 @app.post("/parse")
 async def parse(request: Request) -> Response:
     body = await request.body()
-    items = parse_events(decompress(body, request.headers.get("content-encoding"), LIMIT),
-                         request.headers.get("content-type"))
+    items = parse_events(
+        decompress(body, request.headers.get("content-encoding"), LIMIT), request.headers.get("content-type")
+    )
     return JSONResponse({"parsed": len(items)}, 202)

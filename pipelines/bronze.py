@@ -130,8 +130,7 @@ def copy_dead_letters(spark: SparkSession, settings: Settings, page_size: int = 
                 break
             _check_order(after, page)
             rows = [
-                (x.received_at, x.reason, x.raw, x.game_id, x.index, x.request_id, position)
-                for position, x in page
+                (x.received_at, x.reason, x.raw, x.game_id, x.index, x.request_id, position) for position, x in page
             ]
             frame = spark.createDataFrame(rows, DEAD_LETTER_DDL).withColumns(
                 {"received_at": F.timestamp_millis("received_at"), "ingested_at": F.current_timestamp()}

@@ -102,11 +102,7 @@ def with_typed_properties(df: DataFrame, properties: str = "properties") -> Data
         raise ValueError(f"no column '{properties}' (JSON text of the event's properties) in {df.columns}")
     parsed = F.col(_PARSED)
     typed = {name: property_column(F.col(properties), name, parsed).alias(name) for name in PROPERTY_TYPES}
-    return (
-        df.withColumn(_PARSED, F.try_parse_json(F.col(properties)))
-        .select("*", *typed.values())
-        .drop(_PARSED)
-    )
+    return df.withColumn(_PARSED, F.try_parse_json(F.col(properties))).select("*", *typed.values()).drop(_PARSED)
 
 
 def quarantine_reason(event_type: Column, typed: Mapping[str, Column] | None = None) -> Column:

@@ -34,15 +34,19 @@ APPLIED_KEY = "applied"
 """Key of the profile state holding the idempotency watermark (``ProfileState`` ignores it)."""
 
 EVENT_FIELDS: tuple[str, ...] = (
-    "event_id", "event_type", "event_time", "sent_at", "received_at", "stream_at", "properties",
-    "stream_shard", "stream_position",
+    "event_id",
+    "event_type",
+    "event_time",
+    "sent_at",
+    "received_at",
+    "stream_at",
+    "properties",
+    "stream_shard",
+    "stream_position",
 )
 """Columns of a stream row the fold needs (``STREAM_EVENT_DDL`` names)."""
 
-STATS_DDL = (
-    "players INT, events_applied INT, duplicates INT, quarantined INT, replayed INT, "
-    "latency_ms ARRAY<DOUBLE>"
-)
+STATS_DDL = "players INT, events_applied INT, duplicates INT, quarantined INT, replayed INT, latency_ms ARRAY<DOUBLE>"
 """Spark schema of what ``update_partition`` returns: one small row per Arrow batch."""
 
 _props = msgspec.json.Decoder(dict[str, Any])
@@ -219,10 +223,16 @@ def update_players(
 
 def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` body over rows ``(player_id, events: array<struct>)``: one put per Arrow batch."""
-    schema = pa.schema([
-        ("players", pa.int32()), ("events_applied", pa.int32()), ("duplicates", pa.int32()),
-        ("quarantined", pa.int32()), ("replayed", pa.int32()), ("latency_ms", pa.list_(pa.float64())),
-    ])
+    schema = pa.schema(
+        [
+            ("players", pa.int32()),
+            ("events_applied", pa.int32()),
+            ("duplicates", pa.int32()),
+            ("quarantined", pa.int32()),
+            ("replayed", pa.int32()),
+            ("latency_ms", pa.list_(pa.float64())),
+        ]
+    )
     store = ctx.open_store()
     try:
         for batch in batches:

@@ -86,8 +86,14 @@ class ProfileBatchWriter:
         log.info(
             "batch %d: %d profiles written, %d events applied, %d duplicates, %d quarantined, "
             "%d replayed; slowest event→profile %s; batch took %.0f ms",
-            batch_id, stats.players, stats.events_applied, stats.duplicates, stats.quarantined,
-            stats.replayed, worst, elapsed,
+            batch_id,
+            stats.players,
+            stats.events_applied,
+            stats.duplicates,
+            stats.quarantined,
+            stats.replayed,
+            worst,
+            elapsed,
         )
 
 
@@ -170,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     query = None
     try:
         query = start_profiles_stream(spark, settings, args.trigger_ms, args.available_now, args.checkpoint)
-        log.info("profiles stream %s started (%s); Ctrl-C to stop", query.id,
-                 "available now" if args.available_now else "continuous")
+        log.info(
+            "profiles stream %s started (%s); Ctrl-C to stop",
+            query.id,
+            "available now" if args.available_now else "continuous",
+        )
         query.awaitTermination()
         if query.exception() is not None:
             log.error("profiles stream failed: %s", query.exception())
@@ -182,8 +191,12 @@ def main(argv: list[str] | None = None) -> int:
             query.stop()
     finally:
         summary = summarise_latency(read_latency_samples(settings))
-        log.info("event→profile latency over %d profiles: p50 %.0f ms, p95 %.0f ms",
-                 summary["n"], summary["p50"], summary["p95"])
+        log.info(
+            "event→profile latency over %d profiles: p50 %.0f ms, p95 %.0f ms",
+            summary["n"],
+            summary["p50"],
+            summary["p95"],
+        )
         spark.stop()
     return 0
 

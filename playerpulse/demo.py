@@ -276,8 +276,12 @@ def run_demo(
 
 
 def _model_summary(result: TrainResult) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": result.name, "version": result.version, "aliases": list(result.aliases),
-                           "gate": result.gate.reason}
+    out: dict[str, Any] = {
+        "name": result.name,
+        "version": result.version,
+        "aliases": list(result.aliases),
+        "gate": result.gate.reason,
+    }
     out.update({k: v for k, v in result.metrics.items() if isinstance(v, int | float)})
     return out
 

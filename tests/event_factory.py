@@ -67,10 +67,18 @@ def put_events(settings: Settings, events: Iterable[dict[str, Any]], per_record:
 def put_dead_letters(settings: Settings, reasons: Sequence[str]) -> None:
     store = open_dead_letter_store(settings.dead_letter)
     try:
-        store.put([
-            DeadLetter(received_at=ms("2026-11-02T10:00:00") + i, reason=r, raw=f'{{"n": {i}}}', game_id="demo",
-                       index=i, request_id=f"req-{i}")
-            for i, r in enumerate(reasons)
-        ])
+        store.put(
+            [
+                DeadLetter(
+                    received_at=ms("2026-11-02T10:00:00") + i,
+                    reason=r,
+                    raw=f'{{"n": {i}}}',
+                    game_id="demo",
+                    index=i,
+                    request_id=f"req-{i}",
+                )
+                for i, r in enumerate(reasons)
+            ]
+        )
     finally:
         store.close()

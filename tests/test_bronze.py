@@ -21,8 +21,13 @@ def _events(spark, settings):
 
 
 def test_events_land_with_timestamps_ingested_at_and_device_event_date(spark, settings):
-    late = event("purchase", event_time="2026-11-02T23:59:59.999", sent_at=ms("2026-11-03T00:00:01"),
-                 received_at=ms("2026-11-03T00:00:03"), properties={"sku": "gem", "price_usd": 1.5})
+    late = event(
+        "purchase",
+        event_time="2026-11-02T23:59:59.999",
+        sent_at=ms("2026-11-03T00:00:01"),
+        received_at=ms("2026-11-03T00:00:03"),
+        properties={"sku": "gem", "price_usd": 1.5},
+    )
     put_events(settings, [event(event_time="2026-11-01T08:00:00"), late])
 
     assert bronze.ingest_events(spark, settings) == 2
@@ -30,8 +35,15 @@ def test_events_land_with_timestamps_ingested_at_and_device_event_date(spark, se
     row = (
         _events(spark, settings)
         .where(f"event_id = '{late['event_id']}'")
-        .selectExpr("unix_millis(event_time) AS event_ms", "unix_millis(sent_at) AS sent_ms",
-                    "unix_millis(received_at) AS received_ms", "stream_at", "ingested_at", "event_date", "properties")
+        .selectExpr(
+            "unix_millis(event_time) AS event_ms",
+            "unix_millis(sent_at) AS sent_ms",
+            "unix_millis(received_at) AS received_ms",
+            "stream_at",
+            "ingested_at",
+            "event_date",
+            "properties",
+        )
         .first()
     )
     assert (row.event_ms, row.sent_ms, row.received_ms) == (late["event_time"], late["sent_at"], late["received_at"])
@@ -40,9 +52,24 @@ def test_events_land_with_timestamps_ingested_at_and_device_event_date(spark, se
     assert row.properties == '{"sku":"gem","price_usd":1.5}'
     schema = dict(_events(spark, settings).dtypes)
     assert list(schema) == [
-        "event_id", "schema_version", "event_type", "player_id", "game_id", "event_time", "sent_at", "received_at",
-        "stream_at", "platform", "app_version", "country", "session_id", "properties", "stream_shard",
-        "stream_position", "ingested_at", "event_date",
+        "event_id",
+        "schema_version",
+        "event_type",
+        "player_id",
+        "game_id",
+        "event_time",
+        "sent_at",
+        "received_at",
+        "stream_at",
+        "platform",
+        "app_version",
+        "country",
+        "session_id",
+        "properties",
+        "stream_shard",
+        "stream_position",
+        "ingested_at",
+        "event_date",
     ]
     times = ("event_time", "sent_at", "received_at", "stream_at", "ingested_at")
     assert [schema[c] for c in times] == ["timestamp"] * len(times)

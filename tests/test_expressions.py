@@ -16,19 +16,96 @@ pytestmark = pytest.mark.spark
 
 # JSON texts of one property value, as a game might send them.
 TRICKY_JSON = [
-    "0", "-0", "-0.0", "1", "1.5", "-1.5", "1e5", "1E-7", "2.5e+3", "0.1", "9007199254740993",
-    "1.7976931348623157e308", "-1.7976931348623157e308", "5e-324", "123456789012345678901234567890",
-    "1" + "0" * 400, "-" + "9" * 320,
-    '"1"', '" 12 "', '"1.5"', '"-3"', '"+4"', '".5"', '"5."', '"1e3"', '"1E+2"', '"+.5e-3"', '"0007"',
-    '"1_000"', '"0x10"', '"NaN"', '"nan"', '"inf"', '"Infinity"', '"-Infinity"', '"1e400"', '"-1e400"',
-    '""', '" "', '"abc"', '"1 2"', '"1,5"', '"1d"', '"1f"', '"--1"', '"+-1"', '"1e"', '"e5"', '"."',
-    '"\\u0661\\u0662"', '"\\ud835\\udfcf\\ud835\\udfd0"', '"\\uff11\\uff12"', '"\\u0663.\\u0665e\\u0662"',
-    '"\\u00a012\\u2003"', '"12\\n"', '"\\t3\\r"', '"12\\u0085"', '"1\\u20282"', '"12\\u001c"', '"\\u3000 7"',
-    '"\\u0000"', '"1\\u0000"', '"' + "1" * 400 + '"', '"99999999999999999999e999"', '"0e99999999999999999999"',
-    '"1e-99999999999999999999"', '"1e0000000000000000000005"', '"0.0000000001e10"', '".0e-5"', '"-0"', '"1e-400"',
-    "true", "false", '"true"', '"false"', '"True"', '"TRUE"', '"null"', "null",
-    "{}", '{"a": 1}', '{"price_usd": 1}', "[]", "[1]", '["1"]', "[true]",
-    '"\\"quoted\\""', '"{\\"a\\": 1}"', '"[1]"', '"caf\\u00e9 \\ud83c\\udfae"',
+    "0",
+    "-0",
+    "-0.0",
+    "1",
+    "1.5",
+    "-1.5",
+    "1e5",
+    "1E-7",
+    "2.5e+3",
+    "0.1",
+    "9007199254740993",
+    "1.7976931348623157e308",
+    "-1.7976931348623157e308",
+    "5e-324",
+    "123456789012345678901234567890",
+    "1" + "0" * 400,
+    "-" + "9" * 320,
+    '"1"',
+    '" 12 "',
+    '"1.5"',
+    '"-3"',
+    '"+4"',
+    '".5"',
+    '"5."',
+    '"1e3"',
+    '"1E+2"',
+    '"+.5e-3"',
+    '"0007"',
+    '"1_000"',
+    '"0x10"',
+    '"NaN"',
+    '"nan"',
+    '"inf"',
+    '"Infinity"',
+    '"-Infinity"',
+    '"1e400"',
+    '"-1e400"',
+    '""',
+    '" "',
+    '"abc"',
+    '"1 2"',
+    '"1,5"',
+    '"1d"',
+    '"1f"',
+    '"--1"',
+    '"+-1"',
+    '"1e"',
+    '"e5"',
+    '"."',
+    '"\\u0661\\u0662"',
+    '"\\ud835\\udfcf\\ud835\\udfd0"',
+    '"\\uff11\\uff12"',
+    '"\\u0663.\\u0665e\\u0662"',
+    '"\\u00a012\\u2003"',
+    '"12\\n"',
+    '"\\t3\\r"',
+    '"12\\u0085"',
+    '"1\\u20282"',
+    '"12\\u001c"',
+    '"\\u3000 7"',
+    '"\\u0000"',
+    '"1\\u0000"',
+    '"' + "1" * 400 + '"',
+    '"99999999999999999999e999"',
+    '"0e99999999999999999999"',
+    '"1e-99999999999999999999"',
+    '"1e0000000000000000000005"',
+    '"0.0000000001e10"',
+    '".0e-5"',
+    '"-0"',
+    '"1e-400"',
+    "true",
+    "false",
+    '"true"',
+    '"false"',
+    '"True"',
+    '"TRUE"',
+    '"null"',
+    "null",
+    "{}",
+    '{"a": 1}',
+    '{"price_usd": 1}',
+    "[]",
+    "[1]",
+    '["1"]',
+    "[true]",
+    '"\\"quoted\\""',
+    '"{\\"a\\": 1}"',
+    '"[1]"',
+    '"caf\\u00e9 \\ud83c\\udfae"',
 ]
 
 
@@ -82,8 +159,17 @@ near_numeric = st.from_regex(r"[\s\d.eE+\-_xa-f]{0,8}", fullmatch=True)
 
 
 @hypothesis_settings(max_examples=8, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(sorted(PROPERTY_TYPES)), json_values | numeric_strings | near_numeric,
-                                max_size=len(PROPERTY_TYPES)), min_size=20, max_size=60))
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(sorted(PROPERTY_TYPES)),
+            json_values | numeric_strings | near_numeric,
+            max_size=len(PROPERTY_TYPES),
+        ),
+        min_size=20,
+        max_size=60,
+    )
+)
 def test_typed_properties_match_coerce_on_generated_json(spark, properties):
     _assert_same_typed(spark, [msgspec.json.encode(p).decode() for p in properties])
 
@@ -94,12 +180,19 @@ def _rule_cases() -> list[dict]:
     for rule in QUALITY_RULES:
         kind = PROPERTY_TYPES[rule.prop]
         bad_type = 7 if kind == "string" else "seven"
-        cases += [{**valid, rule.prop: None}, {k: v for k, v in valid.items() if k != rule.prop},
-                  {**valid, rule.prop: bad_type}]
+        cases += [
+            {**valid, rule.prop: None},
+            {k: v for k, v in valid.items() if k != rule.prop},
+            {**valid, rule.prop: bad_type},
+        ]
         for bound in (rule.low, rule.high):
             if bound is not None:
-                cases += [{**valid, rule.prop: bound}, {**valid, rule.prop: str(bound)},
-                          {**valid, rule.prop: bound - 0.001}, {**valid, rule.prop: bound + 0.001}]
+                cases += [
+                    {**valid, rule.prop: bound},
+                    {**valid, rule.prop: str(bound)},
+                    {**valid, rule.prop: bound - 0.001},
+                    {**valid, rule.prop: bound + 0.001},
+                ]
     cases += [{"price_usd": -1}, {"sku": "x", "price_usd": "1000.0001"}, {"won": "true", "level": "0"}]
     return cases
 
@@ -127,13 +220,19 @@ def test_corrected_event_time_and_utc_date_match_python(spark):
     from pipelines.expressions import utc_date as utc_date_column
 
     midnight = 1_793_577_600_000  # 2026-11-02T00:00:00Z
-    cases = [(midnight - 1, None, midnight + 5), (midnight - 1, midnight - 3_600_000, midnight + 1),
-             (midnight + 10, midnight + 3_600_000, midnight + 20), (midnight, midnight, midnight), (0, None, 1)]
-    df = spark.createDataFrame(cases, "e long, s long, r long").select(
-        *(F.timestamp_millis(c).alias(c) for c in "esr"))
+    cases = [
+        (midnight - 1, None, midnight + 5),
+        (midnight - 1, midnight - 3_600_000, midnight + 1),
+        (midnight + 10, midnight + 3_600_000, midnight + 20),
+        (midnight, midnight, midnight),
+        (0, None, 1),
+    ]
+    df = spark.createDataFrame(cases, "e long, s long, r long").select(*(F.timestamp_millis(c).alias(c) for c in "esr"))
     corrected = corrected_event_time(F.col("e"), F.col("s"), F.col("r"))
-    got = [(r.ms, r.day) for r in df.select(F.unix_millis(corrected).alias("ms"),
-                                             utc_date_column(corrected).alias("day")).collect()]
+    got = [
+        (r.ms, r.day)
+        for r in df.select(F.unix_millis(corrected).alias("ms"), utc_date_column(corrected).alias("day")).collect()
+    ]
 
     expected = [corrected_event_time_ms(e, s, r) for e, s, r in cases]
     assert got == [(m, utc_date(m)) for m in expected]

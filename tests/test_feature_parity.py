@@ -50,15 +50,17 @@ def _properties(rng: random.Random, event_type: str) -> dict[str, Any]:
 
 def _broken(rng: random.Random) -> tuple[str, dict[str, Any]]:
     """An event that silver quarantines and the fold skips."""
-    return rng.choice([
-        ("purchase", {"price_usd": 2.99}),
-        ("purchase", {"sku": "gem", "price_usd": -1}),
-        ("purchase", {"sku": "gem", "price_usd": "1000.01"}),
-        ("level_up", {"level": 0}),
-        ("match_end", {"won": "yes"}),
-        ("currency_spend", {"amount": -5}),
-        ("offer_shown", {}),
-    ])
+    return rng.choice(
+        [
+            ("purchase", {"price_usd": 2.99}),
+            ("purchase", {"sku": "gem", "price_usd": -1}),
+            ("purchase", {"sku": "gem", "price_usd": "1000.01"}),
+            ("level_up", {"level": 0}),
+            ("match_end", {"won": "yes"}),
+            ("currency_spend", {"amount": -5}),
+            ("offer_shown", {}),
+        ]
+    )
 
 
 def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
@@ -78,8 +80,14 @@ def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
                 if rng.random() < 0.3:  # device clock off by up to 3 h: corrected time may change date
                     skew, transit = rng.randint(-3 * HOUR, 3 * HOUR), rng.randint(50, 900)
                     sent = true_ms + rng.randint(0, 2 * HOUR)
-                    e = event(event_type, player, true_ms + skew, properties=props, sent_at=sent + skew,
-                              received_at=sent + transit)
+                    e = event(
+                        event_type,
+                        player,
+                        true_ms + skew,
+                        properties=props,
+                        sent_at=sent + skew,
+                        received_at=sent + transit,
+                    )
                 else:  # no sent_at; sometimes delivered a day or two late
                     late = rng.choice([1000, 1000, 1000, 30 * HOUR, 50 * HOUR])
                     e = event(event_type, player, true_ms, properties=props, received_at=true_ms + late)
@@ -88,8 +96,13 @@ def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
                     out.append(dict(e))  # the same batch delivered twice
                 if rng.random() < 0.05:  # re-sent later: new sent_at and received_at, same corrected time
                     delay = rng.randint(1000, 20 * HOUR)
-                    out.append({**e, "received_at": e["received_at"] + delay,
-                                "sent_at": e["sent_at"] + delay if e["sent_at"] is not None else None})
+                    out.append(
+                        {
+                            **e,
+                            "received_at": e["received_at"] + delay,
+                            "sent_at": e["sent_at"] + delay if e["sent_at"] is not None else None,
+                        }
+                    )
     return sorted(out, key=lambda e: e["received_at"])
 
 
@@ -133,7 +146,11 @@ def _folded_features(events: list[dict[str, Any]], first_day: date, last_day: da
 
 def test_batch_features_at_each_day_end_equal_the_streaming_fold(spark, settings):
     events = _fortnight()
-    waves = [events[: len(events) // 3], events[len(events) // 3: 2 * len(events) // 3], events[2 * len(events) // 3:]]
+    waves = [
+        events[: len(events) // 3],
+        events[len(events) // 3 : 2 * len(events) // 3],
+        events[2 * len(events) // 3 :],
+    ]
     written = defaultdict(int)
     for wave in waves:  # several runs: duplicates and late data cross micro-batches and runs
         put_events(settings, wave, per_record=5)
@@ -143,14 +160,19 @@ def test_batch_features_at_each_day_end_equal_the_streaming_fold(spark, settings
     assert written["silver.quarantine"] > 0, "the data must include rows silver quarantines"
     assert written["silver.player_events"] + written["silver.quarantine"] < written["bronze.player_events"]
 
-    batch = {(r["player_id"], r["as_of_date"]): r.asDict()
-             for r in spark.read.format("delta").load(table_path(settings, gold.feature_table(FS))).collect()}
+    batch = {
+        (r["player_id"], r["as_of_date"]): r.asDict()
+        for r in spark.read.format("delta").load(table_path(settings, gold.feature_table(FS))).collect()
+    }
     streamed = _streamed_events(settings)
     days = {player: _applied_days(evs) for player, evs in streamed.items()}
     last_day = max(d for ds in days.values() for d in ds)
-    expected = {(player, day): values
-                for player, evs in streamed.items() if days[player]
-                for day, values in _folded_features(evs, min(days[player]), last_day).items()}
+    expected = {
+        (player, day): values
+        for player, evs in streamed.items()
+        if days[player]
+        for day, values in _folded_features(evs, min(days[player]), last_day).items()
+    }
 
     assert sorted(batch) == sorted(expected)
     for key, want in expected.items():

@@ -15,7 +15,8 @@ from pipelines.session import table_path
 pytestmark = pytest.mark.spark
 
 SMALL = FeatureSet(
-    "small", 1,
+    "small",
+    1,
     aggregations=(
         Aggregation("session", ("session_start",), "count", (1, 3)),
         Aggregation("spend", ("purchase",), "sum", (3,), value="price_usd"),
@@ -39,13 +40,16 @@ def _silver(spark, rows):
 
 
 def test_daily_rows_aggregate_each_input_per_player_and_utc_day(spark):
-    silver = _silver(spark, [
-        ("p1", "purchase", "2026-11-01T09:00:00", {"sku": "a", "price_usd": 2.0}),
-        ("p1", "purchase", "2026-11-01T23:59:59.999", {"sku": "b", "price_usd": 5.0}),
-        ("p1", "purchase", "2026-11-02T00:00:00", {"sku": "c", "price_usd": 1.0}),
-        ("p1", "session_start", "2026-11-01T08:00:00", {}),
-        ("p2", "level_up", "2026-11-01T10:00:00", {"level": 4}),
-    ])
+    silver = _silver(
+        spark,
+        [
+            ("p1", "purchase", "2026-11-01T09:00:00", {"sku": "a", "price_usd": 2.0}),
+            ("p1", "purchase", "2026-11-01T23:59:59.999", {"sku": "b", "price_usd": 5.0}),
+            ("p1", "purchase", "2026-11-02T00:00:00", {"sku": "c", "price_usd": 1.0}),
+            ("p1", "session_start", "2026-11-01T08:00:00", {}),
+            ("p2", "level_up", "2026-11-01T10:00:00", {"level": 4}),
+        ],
+    )
 
     rows = {(r.player_id, r.event_date): r for r in gold.player_daily(silver, [SMALL]).collect()}
 
@@ -59,10 +63,13 @@ def test_daily_rows_aggregate_each_input_per_player_and_utc_day(spark):
 
 
 def test_value_inputs_count_only_events_that_carry_the_value(spark):
-    silver = _silver(spark, [
-        ("p1", "purchase", "2026-11-01T09:00:00", {"sku": "a", "price_usd": 2.0}),
-        ("p1", "purchase", "2026-11-01T10:00:00", {"sku": "a"}),
-    ])
+    silver = _silver(
+        spark,
+        [
+            ("p1", "purchase", "2026-11-01T09:00:00", {"sku": "a", "price_usd": 2.0}),
+            ("p1", "purchase", "2026-11-01T10:00:00", {"sku": "a"}),
+        ],
+    )
 
     [row] = gold.player_daily(silver, [SMALL]).collect()
 
@@ -70,13 +77,16 @@ def test_value_inputs_count_only_events_that_carry_the_value(spark):
 
 
 def test_features_cover_every_day_to_the_last_date_with_day_tiled_windows(spark):
-    silver = _silver(spark, [
-        ("p1", "session_start", "2026-11-01T12:00:00", {}),
-        ("p1", "purchase", "2026-11-01T18:00:00", {"sku": "a", "price_usd": 3.0}),
-        ("p1", "level_up", "2026-11-02T01:00:00", {"level": 7}),
-        ("p1", "purchase", "2026-11-03T06:00:00", {"sku": "a", "price_usd": 1.0}),
-        ("p2", "session_start", "2026-11-05T00:00:00", {}),
-    ])
+    silver = _silver(
+        spark,
+        [
+            ("p1", "session_start", "2026-11-01T12:00:00", {}),
+            ("p1", "purchase", "2026-11-01T18:00:00", {"sku": "a", "price_usd": 3.0}),
+            ("p1", "level_up", "2026-11-02T01:00:00", {"level": 7}),
+            ("p1", "purchase", "2026-11-03T06:00:00", {"sku": "a", "price_usd": 1.0}),
+            ("p2", "session_start", "2026-11-05T00:00:00", {}),
+        ],
+    )
     features = gold.features_at_day_end(spark, gold.player_daily(silver, [SMALL]), SMALL)
 
     rows = {(r.player_id, r.as_of_date): r for r in features.collect()}
@@ -88,8 +98,9 @@ def test_features_cover_every_day_to_the_last_date_with_day_tiled_windows(spark)
     assert [nov[d].spend_sum_3d for d in range(1, 6)] == [3.0, 3.0, 4.0, 1.0, 1.0]
     assert [nov[d].spend_avg_avg_3d for d in range(1, 6)] == [3.0, 3.0, 2.0, 1.0, 1.0]
     assert [nov[d].level_max_2d for d in range(1, 6)] == [None, 7.0, 7.0, None, None]
-    assert nov[4].days_since_last_purchase == pytest.approx((ms("2026-11-04T23:59:59.999") - ms("2026-11-03T06:00:00"))
-                                                            / 86_400_000)
+    assert nov[4].days_since_last_purchase == pytest.approx(
+        (ms("2026-11-04T23:59:59.999") - ms("2026-11-03T06:00:00")) / 86_400_000
+    )
     assert rows[("p2", date(2026, 11, 5))].days_since_last_purchase is None
     as_of = features.where("as_of_date = DATE'2026-11-02'").selectExpr("unix_millis(as_of) AS t").first().t
     assert as_of == ms("2026-11-02T23:59:59.999")
@@ -133,9 +144,9 @@ def test_run_rebuilds_daily_and_feature_tables_from_silver(spark, settings):
 
     with pytest.raises(TableNotFound, match="run the silver job first"):
         gold.run(spark, settings)
-    _silver(spark, [("p1", "session_start", "2026-11-01T12:00:00", {}),
-                    ("p1", "session_start", "2026-11-03T12:00:00", {})]
-            ).write.format("delta").save(table_path(settings, "silver.player_events"))
+    _silver(
+        spark, [("p1", "session_start", "2026-11-01T12:00:00", {}), ("p1", "session_start", "2026-11-03T12:00:00", {})]
+    ).write.format("delta").save(table_path(settings, "silver.player_events"))
 
     assert gold.run(spark, settings) == {"gold.player_daily": 2, "gold.player_features_v1": 3}
     assert gold.run(spark, settings) == {"gold.player_daily": 2, "gold.player_features_v1": 3}  # overwritten

@@ -20,13 +20,26 @@ def ctx(settings: Settings, batch_id: int = 0, dedup_ids: int = 2000) -> UpdateC
     return UpdateContext(settings.online_store.model_dump_json(), FS.full_name, 30, dedup_ids, "cp", batch_id)
 
 
-def row(event_type: str = "session_start", t: int = NOW - 60_000, position: int = 1, shard: str = "0",
-        props: dict[str, Any] | None = None, event_id: str | None = None, received_at: int = NOW - 1000,
-        sent_at: int | None = None) -> dict[str, Any]:
+def row(
+    event_type: str = "session_start",
+    t: int = NOW - 60_000,
+    position: int = 1,
+    shard: str = "0",
+    props: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    received_at: int = NOW - 1000,
+    sent_at: int | None = None,
+) -> dict[str, Any]:
     return {
-        "event_id": event_id or str(uuid.uuid4()), "event_type": event_type, "event_time": t,
-        "sent_at": sent_at, "received_at": received_at, "stream_at": received_at + 5,
-        "properties": json.dumps(props or {}), "stream_shard": shard, "stream_position": str(position),
+        "event_id": event_id or str(uuid.uuid4()),
+        "event_type": event_type,
+        "event_time": t,
+        "sent_at": sent_at,
+        "received_at": received_at,
+        "stream_at": received_at + 5,
+        "properties": json.dumps(props or {}),
+        "stream_shard": shard,
+        "stream_position": str(position),
     }
 
 
@@ -67,7 +80,10 @@ def test_timestamps_are_those_of_the_most_recently_received_event(settings: Sett
     profile, _ = fold_player("p1", None, [late, early], FS, ctx(settings), NOW)
     assert profile is not None
     assert profile.timestamps == {
-        "event_time": NOW - 5000 + 3900, "received_at": NOW - 100, "stream_at": NOW - 95, "processed_at": NOW,
+        "event_time": NOW - 5000 + 3900,
+        "received_at": NOW - 100,
+        "stream_at": NOW - 95,
+        "processed_at": NOW,
     }
 
 
@@ -84,8 +100,11 @@ def test_duplicates_and_quarantined_events_are_counted_apart(settings: Settings)
 
 
 def test_features_are_those_of_profile_state_folded_directly(settings: Settings) -> None:
-    rows = [row("match_end", props={"won": True}, position=1), row("match_end", props={"won": False}, position=2),
-            row("level_up", props={"level": 4}, t=NOW - 3 * 86_400_000, position=3)]
+    rows = [
+        row("match_end", props={"won": True}, position=1),
+        row("match_end", props={"won": False}, position=2),
+        row("level_up", props={"level": 4}, t=NOW - 3 * 86_400_000, position=3),
+    ]
     profile, _ = fold_player("p1", None, rows, FS, ctx(settings), NOW)
     direct = ProfileState()
     for r in sorted(rows, key=lambda r: r["event_time"]):

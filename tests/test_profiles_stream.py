@@ -22,15 +22,30 @@ FS = PLAYER_ACTIVITY_V1
 NOW = now_ms()
 
 
-def event(player: str, event_type: str, ago_ms: int = 60_000, props: dict[str, Any] | None = None,
-          event_id: str | None = None, skew_ms: int = 0) -> dict[str, Any]:
+def event(
+    player: str,
+    event_type: str,
+    ago_ms: int = 60_000,
+    props: dict[str, Any] | None = None,
+    event_id: str | None = None,
+    skew_ms: int = 0,
+) -> dict[str, Any]:
     """A normalised event as the collector puts it; ``skew_ms``: how far the device clock runs ahead."""
     received = now_ms()
     return {
-        "event_id": event_id or str(uuid.uuid4()), "schema_version": 1, "event_type": event_type,
-        "player_id": player, "game_id": "demo", "event_time": received - ago_ms + skew_ms,
-        "sent_at": received + skew_ms - 20, "received_at": received, "platform": "ios",
-        "app_version": "1.0", "country": "FR", "session_id": None, "properties": props or {},
+        "event_id": event_id or str(uuid.uuid4()),
+        "schema_version": 1,
+        "event_type": event_type,
+        "player_id": player,
+        "game_id": "demo",
+        "event_time": received - ago_ms + skew_ms,
+        "sent_at": received + skew_ms - 20,
+        "received_at": received,
+        "platform": "ios",
+        "app_version": "1.0",
+        "country": "FR",
+        "session_id": None,
+        "properties": props or {},
     }
 
 
@@ -138,8 +153,11 @@ def test_rerunning_a_micro_batch_whose_commit_was_lost_does_not_double_count(spa
 
 
 def test_a_purchase_with_a_negative_price_is_not_counted(spark, settings):
-    put(settings, event("gina", "purchase", props={"sku": "gems", "price_usd": -5.0}),
-        event("gina", "purchase", props={"sku": "gems", "price_usd": 2.0}))
+    put(
+        settings,
+        event("gina", "purchase", props={"sku": "gems", "price_usd": -5.0}),
+        event("gina", "purchase", props={"sku": "gems", "price_usd": 2.0}),
+    )
 
     run_available_now(spark, settings)
 

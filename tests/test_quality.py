@@ -32,9 +32,17 @@ def test_duplicate_ids_and_unknown_event_types_fail_with_a_named_error(spark, se
     same_id = str(uuid.uuid4())
     bad = spark.createDataFrame(
         [(same_id, "purchase"), (same_id, "teleport")], "event_id string, event_type string"
-    ).selectExpr("*", "'p1' AS player_id", "'demo' AS game_id", "current_timestamp() AS event_time",
-                 "current_timestamp() AS received_at", "current_date() AS event_date", "'ios' AS platform",
-                 "CAST(NULL AS DOUBLE) AS price_usd", "CAST(NULL AS DOUBLE) AS won")
+    ).selectExpr(
+        "*",
+        "'p1' AS player_id",
+        "'demo' AS game_id",
+        "current_timestamp() AS event_time",
+        "current_timestamp() AS received_at",
+        "current_date() AS event_date",
+        "'ios' AS platform",
+        "CAST(NULL AS DOUBLE) AS price_usd",
+        "CAST(NULL AS DOUBLE) AS won",
+    )
     bad.write.format("delta").save(silver_path)
 
     with pytest.raises(DataQualityError) as failure:

@@ -26,22 +26,33 @@ def _table(spark, settings, name):
 
 def test_event_time_is_corrected_for_device_clock_skew_and_dates_the_row(spark, settings):
     # the device clock runs an hour ahead: it says 00:30 on the 3rd, the server's clock 23:30 on the 2nd
-    skewed = event("session_start", event_time="2026-11-03T00:30:00", sent_at=ms("2026-11-03T00:31:00"),
-                   received_at=ms("2026-11-02T23:31:00"))
+    skewed = event(
+        "session_start",
+        event_time="2026-11-03T00:30:00",
+        sent_at=ms("2026-11-03T00:31:00"),
+        received_at=ms("2026-11-02T23:31:00"),
+    )
     _land(spark, settings, [skewed])
 
-    row = _table(spark, settings, silver.EVENTS_TABLE).selectExpr(
-        "unix_millis(event_time) AS t", "unix_millis(device_event_time) AS device_t", "event_date").first()
+    row = (
+        _table(spark, settings, silver.EVENTS_TABLE)
+        .selectExpr("unix_millis(event_time) AS t", "unix_millis(device_event_time) AS device_t", "event_date")
+        .first()
+    )
     assert row.t == ms("2026-11-02T23:30:00")
     assert row.device_t == ms("2026-11-03T00:30:00")
     assert row.event_date == date(2026, 11, 2)
 
 
 def test_properties_become_typed_columns_with_booleans_as_doubles(spark, settings):
-    _land(spark, settings, [
-        event("purchase", properties={"sku": "gem", "price_usd": "4.99"}),
-        event("match_end", properties={"won": "true", "score": 1200}),
-    ])
+    _land(
+        spark,
+        settings,
+        [
+            event("purchase", properties={"sku": "gem", "price_usd": "4.99"}),
+            event("match_end", properties={"won": "true", "score": 1200}),
+        ],
+    )
 
     rows = {r.event_type: r for r in _table(spark, settings, silver.EVENTS_TABLE).collect()}
     assert (rows["purchase"].sku, rows["purchase"].price_usd, rows["purchase"].won) == ("gem", 4.99, None)
