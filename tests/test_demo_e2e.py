@@ -18,8 +18,8 @@ def demo_run(spark, tmp_path_factory):
     settings = load_settings("local", tmp_path_factory.mktemp("demo") / "var")
     summary = run_demo(
         settings,
-        players=120,
-        days=14,
+        players=150,
+        days=21,
         seed=3,
         console=Console(quiet=True),
         spark=spark,
