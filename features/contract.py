@@ -123,6 +123,23 @@ class EventValidator:
             return "event_time is further in the future than the collector accepts"
         return None
 
+    def time_rejections(self, events: list[Event], received_at_ms: int) -> dict[int, str]:
+        """``check_time`` over a whole batch (index → reason), written for the collector's hot
+        path: the common case (an ``int`` time, a clock within bounds) costs a few comparisons."""
+        lo = received_at_ms - self.bounds.max_past_ms
+        hi = received_at_ms + self.bounds.max_future_ms
+        out: dict[int, str] = {}
+        for i, ev in enumerate(events):
+            t = ev.event_time
+            if t.__class__ is not int:
+                t = to_epoch_ms(t)
+            sent = ev.sent_at
+            if sent is not None:
+                t += received_at_ms - (sent if sent.__class__ is int else to_epoch_ms(sent))
+            if t < lo or t > hi:
+                out[i] = self.check_time(ev, received_at_ms) or "event_time is out of bounds"
+        return out
+
     def check(self, raw: Any, received_at_ms: int) -> tuple[Event | None, str | None]:
         """``(event, None)`` when valid, else ``(None, reason)``."""
         if not isinstance(raw, dict):

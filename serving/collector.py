@@ -133,13 +133,12 @@ class Collector:
             )
         out = Prepared(202, game, decoded_bytes=len(data), events_in=len(items))
         by_player: dict[str, list[Event]] = {}
-        check_time, check = self.validator.check_time, self.validator.check
+        late_or_early = self.validator.time_rejections(typed, received_at) if typed is not None else {}
+        check = self.validator.check
         for index, raw in enumerate(items):
             if typed is not None:
-                event: Event | None = raw
-                reason = check_time(raw, received_at)
-                if reason:
-                    event = None
+                reason = late_or_early.get(index)
+                event: Event | None = None if reason else raw
             else:
                 event, reason = check(raw, received_at)
             if event is not None and event.game_id != game:
