@@ -17,9 +17,7 @@ _app = create_app(_settings)
 
 @schemathesis.serializer("application/x-ndjson")
 def _ndjson(ctx, value) -> bytes:
-    """NDJSON bodies: one JSON value per line (a string body is sent as it is)."""
-    if isinstance(value, str):
-        return value.encode()
+    """NDJSON bodies: each generated item is one JSON value on its own line."""
     items = value if isinstance(value, list) else [value]
     return "\n".join(json.dumps(item) for item in items).encode()
 
