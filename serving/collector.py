@@ -133,7 +133,7 @@ class Collector:
             )
         out = Prepared(202, game, decoded_bytes=len(data), events_in=len(items))
         by_player: dict[str, list[Event]] = {}
-        late_or_early = self.validator.time_rejections(typed, received_at) if typed is not None else {}
+        late_or_early = self.validator.batch_rejections(typed, received_at) if typed is not None else {}
         check = self.validator.check
         for index, raw in enumerate(items):
             if typed is not None:

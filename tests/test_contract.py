@@ -33,7 +33,7 @@ def typed(**over) -> Event:
 )
 def test_batch_time_check_agrees_with_the_single_event_check(event_time, sent_at):
     ev = typed(event_time=event_time, sent_at=sent_at)
-    assert validator.time_rejections([ev], NOW).get(0) == validator.check_time(ev, NOW)
+    assert validator.batch_rejections([ev], NOW).get(0) == validator.check_time(ev, NOW)
 
 
 def test_rfc3339_and_epoch_ms_times_normalise_to_the_same_milliseconds():
@@ -50,3 +50,21 @@ def test_event_id_is_normalised_to_lower_case():
 def test_unknown_fields_are_refused_with_their_name():
     event, reason = validator.check({**make_event(event_time=NOW), "surprise": 1}, NOW)
     assert event is None and "surprise" in reason
+
+
+@pytest.mark.parametrize(
+    ("over", "field"),
+    [({"player_id": "has space"}, "player_id"), ({"player_id": "x" * 65}, "player_id"), ({"country": "de"}, "country")],
+)
+def test_identity_rules_refuse_the_same_events_in_a_batch_and_one_by_one(over, field):
+    raw = make_event(event_time=NOW, **over)
+    single_event, single_reason = validator.check(raw, NOW)
+    assert single_event is None and field in single_reason
+    if len(raw.get("player_id", "")) <= 64:
+        ev = msgspec.convert(raw, Event, strict=False)
+        assert validator.batch_rejections([ev], NOW)[0] == single_reason
+
+
+def test_a_player_id_with_a_trailing_newline_is_refused():
+    event, reason = validator.check(make_event(event_time=NOW, player_id="p1\n"), NOW)
+    assert event is None and "player_id" in reason
