@@ -1,6 +1,6 @@
 """Collector throughput and latency under load, against two floors measured in the same run.
 
-    .venv/bin/python benchmarks/collector.py [--seconds 15] [--connections 32] [--workers 1 2]
+    .venv/bin/python benchmarks/collector.py [--seconds 15] [--connections 32] [--workers 1 2] [--players-per-batch 1]
 
 A separate load process (wrk, from Debian's ``wrk`` package) posts gzip'd batches of 100
 events for a fixed time to (a) ``POST /v1/events`` of the real collector — auth, per-event
@@ -47,8 +47,10 @@ wrk.headers["Authorization"] = "Bearer {KEY}"
 """
 
 
-def batch_body(players: int = 10) -> bytes:
-    """100 valid events of 10 players, as a game SDK would batch them."""
+def batch_body(players: int = 1) -> bytes:
+    """100 valid events: ``players=1`` is what a game client's SDK sends (one device, one
+    player); more players per batch is what a server-side relay sends, and costs the collector
+    one compressed stream record per player."""
     t = now_ms()
     events = []
     for i in range(EVENTS_PER_BATCH):
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--players-per-batch", type=int, default=1, help="1 = a device SDK's batch; 10 = a relay's")
     args = ap.parse_args(argv)
     console = Console()
     if shutil.which("wrk") is None:
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-"))
     body, script = tmp / "body.gz", tmp / "post.lua"
-    body.write_bytes(batch_body())
+    body.write_bytes(batch_body(args.players_per_batch))
     script.write_text(LUA)
     rows = []
     for workers in args.workers:
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             proc = start_server(app_ref, port, workers, env, tmp / "server.log")
             try:
-                body.write_bytes(batch_body())  # fresh event times for each run
+                body.write_bytes(batch_body(args.players_per_batch))  # fresh event times for each run
                 r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
             finally:
                 proc.terminate()
@@ -199,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         "p99 ms",
         "vs parse-only",
         "vs no-op",
-        title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches, {args.seconds}s each",
+        title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
+        f"{args.players_per_batch} player(s), {args.seconds}s each",
     )
     for workers in args.workers:
         group = {r["name"]: r for r in rows if r["workers"] == workers}

@@ -105,7 +105,8 @@ class Collector:
     def prepare(self, headers: Mapping[str, str], body: bytes) -> Prepared:
         """Check, decode and validate one ``POST /v1/events``; ``headers`` keys are lower-case."""
         received_at = now_ms()
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        # A request id is only needed to tie dead letters together: made when the first one is.
+        request_id = headers.get("x-request-id")
         game = self.keys.game_for(headers.get("authorization"))
         if game is None:
             return Prepared(401, message="missing or invalid API key: send 'Authorization: Bearer <game key>'")
@@ -118,6 +119,7 @@ class Collector:
         except BodyError as exc:
             letters = []
             if exc.status == 400:
+                request_id = request_id or uuid.uuid4().hex
                 letters.append(
                     DeadLetter(
                         received_at=received_at, reason=exc.reason, raw=_head(body), game_id=game, request_id=request_id
@@ -144,6 +146,7 @@ class Collector:
             if event is not None and event.game_id != game:
                 event, reason = None, f"game_id does not match the API key (key is for '{game}')"
             if event is None:
+                request_id = request_id or uuid.uuid4().hex
                 out.errors.append({"index": index, "reason": reason})
                 out.dead_letters.append(
                     DeadLetter(

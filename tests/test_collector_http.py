@@ -215,3 +215,10 @@ def test_a_players_events_beyond_one_record_are_split_in_order(settings):
     assert all(len(r.data) <= MAX_RECORD_BYTES for r in prepared.records)
     order = [e["event_id"] for r in prepared.records for e in decode_batch(r.data)[1]]
     assert order == [e["event_id"] for e in events]
+
+
+def test_dead_letters_of_one_request_share_a_request_id(client, settings):
+    post(client, json.dumps([event(event_type="x"), event(event_type="y")]).encode())
+    post(client, json.dumps([event(event_type="z")]).encode())
+    ids = [d.request_id for d in dead_letters(settings)]
+    assert ids[0] and ids[0] == ids[1] != ids[2]
