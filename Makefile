@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars demo test lint clean
+.PHONY: install python-deps jars demo test lint bench-collector clean
 
 install: python-deps jars
 
@@ -44,6 +44,11 @@ demo: install
 test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+# The collector benchmark's load generator is wrk (Debian package), installed when missing.
+bench-collector: python-deps
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python benchmarks/collector.py $(BENCH_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .
