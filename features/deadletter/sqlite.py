@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 import msgspec
 
 from features.config import SqliteDeadLetterConfig
 from features.deadletter.base import DeadLetter, DeadLetterStore
 from features.errors import StreamUnavailable
+from features.sqlite_files import ThreadLocalSqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS dead_letters (
@@ -25,24 +24,12 @@ _decoder = msgspec.json.Decoder(DeadLetter)
 class SqliteDeadLetterStore(DeadLetterStore):
     def __init__(self, config: SqliteDeadLetterConfig):
         self.config = config
-        self._local = threading.local()
-        Path(config.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn.executescript(_SCHEMA)
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.config.path, timeout=5, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            self._local.conn = conn
-        return conn
+        self._db = ThreadLocalSqlite(config.path, "FULL", timeout_s=5, schema=_SCHEMA)
 
     def put(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
-        conn = self._conn
+        conn = self._db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany("INSERT INTO dead_letters (body) VALUES (?)", [(msgspec.json.encode(x),) for x in letters])
@@ -55,13 +42,10 @@ class SqliteDeadLetterStore(DeadLetterStore):
             ) from exc
 
     def read(self, after: str | None, limit: int) -> list[tuple[str, DeadLetter]]:
-        rows = self._conn.execute(
+        rows = self._db.conn.execute(
             "SELECT seq, body FROM dead_letters WHERE seq > ? ORDER BY seq LIMIT ?", (int(after or 0), limit)
         )
         return [(str(seq), _decoder.decode(body)) for seq, body in rows]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

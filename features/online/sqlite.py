@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Sequence
-from pathlib import Path
 
 from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError
 from features.online.base import OnlineStore, Profile, decode_profile, encode_profile
+from features.sqlite_files import ThreadLocalSqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
@@ -24,19 +23,7 @@ CREATE TABLE IF NOT EXISTS profiles (
 class SqliteOnlineStore(OnlineStore):
     def __init__(self, config: SqliteOnlineStoreConfig):
         self.config = config
-        self._local = threading.local()
-        Path(config.path).parent.mkdir(parents=True, exist_ok=True)
-        self._conn.executescript(_SCHEMA)
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.config.path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            self._local.conn = conn
-        return conn
+        self._db = ThreadLocalSqlite(config.path, "NORMAL", timeout_s=10, schema=_SCHEMA)
 
     def put(self, profiles: Sequence[Profile]) -> int:
         if not profiles:
@@ -46,7 +33,7 @@ class SqliteOnlineStore(OnlineStore):
         for p in profiles:
             p.timestamps["profile_written_at"] = written_at
             rows.append((p.player_id, p.version, encode_profile(p)))
-        conn = self._conn
+        conn = self._db.conn
         try:
             before = conn.total_changes
             conn.execute("BEGIN IMMEDIATE")
@@ -64,18 +51,15 @@ class SqliteOnlineStore(OnlineStore):
             raise OnlineStoreError(f"could not write profiles to {self.config.path}: {exc}") from exc
 
     def get(self, player_id: str) -> Profile | None:
-        row = self._conn.execute("SELECT body FROM profiles WHERE player_id = ?", (player_id,)).fetchone()
+        row = self._db.conn.execute("SELECT body FROM profiles WHERE player_id = ?", (player_id,)).fetchone()
         return decode_profile(row[0]) if row else None
 
     def delete(self, player_id: str) -> bool:
-        cur = self._conn.execute("DELETE FROM profiles WHERE player_id = ?", (player_id,))
+        cur = self._db.conn.execute("DELETE FROM profiles WHERE player_id = ?", (player_id,))
         return cur.rowcount > 0
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0])
+        return int(self._db.conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0])
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
 
 from features.config import SqliteStreamConfig
 from features.errors import StreamUnavailable
+from features.sqlite_files import ThreadLocalSqlite
 from features.streams.base import ReadRecord, Stream, StreamRecord
 
 _SCHEMA = """
@@ -33,29 +32,13 @@ class SqliteStream(Stream):
 
     def __init__(self, config: SqliteStreamConfig):
         self.config = config
-        self._local = threading.local()
-        Path(config.path).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            conn.executescript(_SCHEMA)
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.config.path, timeout=self.config.busy_timeout_ms / 1000, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        return conn
-
-    @property
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
-        return conn
+        self._db = ThreadLocalSqlite(config.path, "FULL", timeout_s=config.busy_timeout_ms / 1000, schema=_SCHEMA)
 
     def put(self, records: Sequence[StreamRecord]) -> None:
         if not records:
             return
         rows = [(shard_of(r.partition_key, self.config.shards), r.partition_key, r.data) for r in records]
-        conn = self._conn
+        conn = self._db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -71,11 +54,11 @@ class SqliteStream(Stream):
         return [str(i) for i in range(self.config.shards)]
 
     def latest_positions(self) -> dict[str, str | None]:
-        found = dict(self._conn.execute("SELECT shard, MAX(seq) FROM records GROUP BY shard").fetchall())
+        found = dict(self._db.conn.execute("SELECT shard, MAX(seq) FROM records GROUP BY shard").fetchall())
         return {s: (str(found[int(s)]) if int(s) in found else None) for s in self.shards()}
 
     def position_after(self, shard: str, after: str | None, count: int) -> str | None:
-        row = self._conn.execute(
+        row = self._db.conn.execute(
             "SELECT MAX(seq) FROM (SELECT seq FROM records WHERE shard = ? AND seq > ? ORDER BY seq LIMIT ?)",
             (int(shard), int(after) if after is not None else 0, count),
         ).fetchone()
@@ -87,10 +70,7 @@ class SqliteStream(Stream):
         if limit is not None:
             sql += " LIMIT ?"
             args = (*args, limit)
-        return [ReadRecord(shard, str(seq), bytes(data)) for seq, data in self._conn.execute(sql, args)]
+        return [ReadRecord(shard, str(seq), bytes(data)) for seq, data in self._db.conn.execute(sql, args)]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._db.close()
