@@ -15,25 +15,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 
 SCHEMA_VERSION = 1
-
-EVENT_TYPES: tuple[str, ...] = (
-    "session_start",
-    "session_end",
-    "level_up",
-    "match_end",
-    "store_view",
-    "offer_shown",
-    "purchase",
-    "currency_earn",
-    "currency_spend",
-    "ad_view",
-)
-PLATFORMS: tuple[str, ...] = ("ios", "android", "pc", "console", "web")
 
 EventType = Literal[
     "session_start",
@@ -48,6 +34,8 @@ EventType = Literal[
     "ad_view",
 ]
 Platform = Literal["ios", "android", "pc", "console", "web"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+PLATFORMS: tuple[str, ...] = get_args(Platform)
 
 # Character rules on player_id and country are checked after decoding, once per distinct value
 # (``identity_reason``): a regex inside the decoder runs per event and cost more than the rest
