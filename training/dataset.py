@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from features.config import Settings
 from features.errors import ConfigError, TableNotFound, TrainingFailed
 from features.model_config import ModelConfig
+from pipelines.gold import FEATURE_TABLES
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 
 EVENTS_TABLE = "silver.player_events"
 
-FEATURE_TABLES: dict[str, str] = {"player_activity_v1": "gold.player_features_v1"}
 """Feature set → the gold table of its daily snapshots (a new set version gets a new table)."""
 
 KEY_COLUMNS = ("player_id", "as_of_date", "as_of")
@@ -51,7 +51,7 @@ def features_table(cfg: ModelConfig) -> str:
     except KeyError:
         raise ConfigError(
             f"feature set '{cfg.feature_set}' of model '{cfg.name}' has no gold snapshot table; "
-            f"add it to training.dataset.FEATURE_TABLES (known: {sorted(FEATURE_TABLES)})"
+            f"add it to pipelines.gold.FEATURE_TABLES (known: {sorted(FEATURE_TABLES)})"
         ) from None
 
 
