@@ -60,17 +60,11 @@ def bronze_events(stream_rows: DataFrame) -> DataFrame:
 
 def ingest_events(spark: SparkSession, settings: Settings) -> int:
     """Append everything new on the stream to bronze.player_events; the rows appended."""
-    from pipelines.stream_source import SOURCE_NAME, register
+    from pipelines.stream_source import read_event_stream
 
-    register(spark)
     path = table_path(settings, EVENTS_TABLE)
     before = table_version(spark, path)
-    source = (
-        spark.readStream.format(SOURCE_NAME)
-        .option("stream", settings.stream.model_dump_json())
-        .option("maxRecordsPerBatch", str(settings.streaming.max_records_per_batch))
-        .load()
-    )
+    source = read_event_stream(spark, settings)
     query = (
         bronze_events(source)
         .writeStream.format("delta")

@@ -35,7 +35,7 @@ from features.contract import now_ms
 from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
 from features.errors import PlayerPulseError
 from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
-from pipelines.stream_source import SOURCE_NAME, register
+from pipelines.stream_source import read_event_stream
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -109,13 +109,7 @@ def start_profiles_stream(
     if trigger_ms < 0:
         raise ValueError(f"trigger_ms must be >= 0, got {trigger_ms}")
     location = checkpoint or settings.lake.checkpoints.rstrip("/") + "/profiles"
-    register(spark)
-    events = (
-        spark.readStream.format(SOURCE_NAME)
-        .option("stream", settings.stream.model_dump_json())
-        .option("maxRecordsPerBatch", str(settings.streaming.max_records_per_batch))
-        .load()
-    )
+    events = read_event_stream(spark, settings)
     writer = (
         events.writeStream.queryName(QUERY_NAME)
         .foreachBatch(ProfileBatchWriter(settings, location))

@@ -172,3 +172,15 @@ class StreamEventsDataSource(DataSource):
 def register(spark) -> None:
     """Make ``format("playerpulse_stream")`` available in ``spark`` (idempotent)."""
     spark.dataSource.register(StreamEventsDataSource)
+
+
+def read_event_stream(spark, settings):
+    """The configured event stream as a streaming DataFrame, bounded per micro-batch by
+    ``streaming.max_records_per_batch``: the one way the bronze and profiles jobs read it."""
+    register(spark)
+    return (
+        spark.readStream.format(SOURCE_NAME)
+        .option("stream", settings.stream.model_dump_json())
+        .option("maxRecordsPerBatch", str(settings.streaming.max_records_per_batch))
+        .load()
+    )
