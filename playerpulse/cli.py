@@ -227,12 +227,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as exc:
         return exc.exit_code
+    except typer.TyperException as exc:  # usage errors: bad option values, unknown commands
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        else:
+            err_console.print(f"[bold red]error:[/] {exc}")
+        return int(getattr(exc, "exit_code", 2))
     except Exception as exc:  # last resort: still no bare stack trace for a user
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
         if os.environ.get("PLAYERPULSE_DEBUG"):
             raise
         err_console.print(f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}")
