@@ -135,12 +135,7 @@ def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path) 
 
 def events_on_stream(settings) -> int:
     with open_stream(settings.stream) as stream:
-        return sum(
-            len(decode_batch(r.data)[1])
-            for shard, upto in stream.latest_positions().items()
-            if upto
-            for r in stream.read(shard, None, upto)
-        )
+        return sum(len(decode_batch(r.data)[1]) for r in stream.read_all())
 
 
 def main(argv: list[str] | None = None) -> int:

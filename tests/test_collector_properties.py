@@ -80,12 +80,7 @@ def app_and_settings(tmp_path_factory):
 
 def total_on_stream(s) -> int:
     with open_stream(s.stream) as stream:
-        return sum(
-            len(decode_batch(r.data)[1])
-            for shard, upto in stream.latest_positions().items()
-            if upto
-            for r in stream.read(shard, None, upto)
-        )
+        return sum(len(decode_batch(r.data)[1]) for r in stream.read_all())
 
 
 @hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

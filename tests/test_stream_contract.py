@@ -236,3 +236,9 @@ def test_arbitrary_bytes_round_trip_unchanged(stream: Stream) -> None:
     stream.put([StreamRecord("p-bin", payload), StreamRecord("p-bin", b"\x00")])
 
     assert [r.data for r in _read_all(stream)] == [payload, b"\x00"]
+
+
+def test_read_all_replays_every_record_of_every_shard(stream: Stream) -> None:
+    records = _records(["a", "b", "c"], 3)
+    stream.put(records)
+    assert sorted(r.data for r in stream.read_all()) == sorted(r.data for r in records)

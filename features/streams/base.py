@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 
@@ -42,6 +42,13 @@ class Stream(ABC):
     @abstractmethod
     def read(self, shard: str, after: str | None, upto: str, limit: int | None = None) -> list[ReadRecord]:
         """Records of ``shard`` with ``after < position <= upto`` (``after=None``: from the start)."""
+
+    def read_all(self) -> Iterator[ReadRecord]:
+        """Every record on the stream now, shard by shard, oldest first: a replay from the start
+        (for checks, tests and backfills; jobs read ranges through the Spark source)."""
+        for shard, upto in self.latest_positions().items():
+            if upto is not None:
+                yield from self.read(shard, None, upto)
 
     def position_after(self, shard: str, after: str | None, count: int) -> str | None:
         """Position of the ``count``-th record after ``after`` (or the newest, if fewer exist):
