@@ -122,9 +122,6 @@ class TimeBounds:
         return cls(int(max_past_days * 86_400_000), int(max_future_minutes * 60_000))
 
 
-_decoder = msgspec.json.Decoder()
-
-
 class EventValidator:
     """Checks raw JSON values against the contract and the time bounds; never raises."""
 
@@ -199,14 +196,6 @@ def normalise(ev: Event, received_at_ms: int) -> dict[str, Any]:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def decode_json(data: bytes) -> Any:
-    """Parse JSON bytes (raises ``msgspec.DecodeError`` on malformed input)."""
-    return _decoder.decode(data)
-
-
-encode_json = msgspec.json.encode
 
 
 # Columns of a normalised event as Spark reads it off the stream (times are epoch ms; the
