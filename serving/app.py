@@ -23,7 +23,7 @@ from features.deadletter import open_dead_letter_store
 from features.errors import ModelNotFound, StreamUnavailable
 from features.online import open_online_store
 from features.streams import open_stream
-from serving.collector import Collector, Prepared, reason_kind
+from serving.collector import UNAUTHORIZED, Collector, Prepared, body_too_large, reason_kind
 from serving.metrics import ServingMetrics
 from serving.openapi import EVENTS_REQUEST, EVENTS_RESPONSES, event_schemas
 from serving.writer import GroupCommitWriter
@@ -86,7 +86,7 @@ def create_app(settings: Settings) -> FastAPI:
         return collector.keys.game_for(request.headers.get("authorization"))
 
     def unauthorized() -> JSONResponse:
-        return JSONResponse({"error": "missing or invalid API key: send 'Authorization: Bearer <game key>'"}, 401)
+        return JSONResponse({"error": UNAUTHORIZED}, 401)
 
     @app.post(
         "/v1/events",
@@ -99,21 +99,14 @@ def create_app(settings: Settings) -> FastAPI:
     async def ingest(request: Request) -> Response:
         started = time.perf_counter()
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.collector.max_body_bytes:
-            return _answer(
-                metrics,
-                Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
-                started,
-            )
+        limit = settings.collector.max_body_bytes
+        if declared and declared.isdigit() and int(declared) > limit:
+            return _answer(metrics, body_too_large(limit), started)
         body = bytearray()
-        async for chunk in request.stream():
+        async for chunk in request.stream():  # stop reading as soon as the limit is passed
             body += chunk
-            if len(body) > settings.collector.max_body_bytes:
-                return _answer(
-                    metrics,
-                    Prepared(413, message=f"body is larger than {settings.collector.max_body_bytes} bytes"),
-                    started,
-                )
+            if len(body) > limit:
+                return _answer(metrics, body_too_large(limit), started)
         metrics.bytes_in.inc(len(body))
         prepared = collector.prepare({k.lower(): v for k, v in request.headers.items()}, bytes(body))
         try:

@@ -96,6 +96,14 @@ class Prepared:
         return {"error": self.message}
 
 
+UNAUTHORIZED = "missing or invalid API key: send 'Authorization: Bearer <game key>'"
+
+
+def body_too_large(limit: int) -> Prepared:
+    """The 413 for a body over ``limit`` bytes on the wire."""
+    return Prepared(413, message=f"body is larger than {limit} bytes")
+
+
 class Collector:
     def __init__(self, config: CollectorConfig):
         self.config = config
@@ -109,9 +117,9 @@ class Collector:
         request_id = headers.get("x-request-id")
         game = self.keys.game_for(headers.get("authorization"))
         if game is None:
-            return Prepared(401, message="missing or invalid API key: send 'Authorization: Bearer <game key>'")
+            return Prepared(401, message=UNAUTHORIZED)
         if len(body) > self.config.max_body_bytes:
-            return Prepared(413, game, message=f"body is larger than {self.config.max_body_bytes} bytes")
+            return body_too_large(self.config.max_body_bytes)
         try:
             data = decompress(body, headers.get("content-encoding"), self.config.max_decompressed_bytes)
             typed = decode_typed(data, headers.get("content-type"))
