@@ -34,6 +34,7 @@ from features.config import Settings, load_settings
 from features.contract import now_ms
 from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
 from features.errors import PlayerPulseError
+from features.latency import nearest_rank
 from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
 from pipelines.stream_source import read_event_stream
 
@@ -138,12 +139,7 @@ def summarise_latency(samples: list[float]) -> dict[str, float]:
     """``n``, ``p50``, ``p95``, ``max`` (nearest-rank percentiles, ms); NaN where there are none."""
     if not samples:
         return {"n": 0, "p50": math.nan, "p95": math.nan, "max": math.nan}
-    ordered = sorted(samples)
-
-    def rank(q: float) -> float:
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-    return {"n": len(ordered), "p50": rank(0.50), "p95": rank(0.95), "max": ordered[-1]}
+    return {"n": len(samples), "p50": nearest_rank(samples, 50), "p95": nearest_rank(samples, 95), "max": max(samples)}
 
 
 def _parser() -> argparse.ArgumentParser:

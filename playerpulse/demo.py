@@ -24,6 +24,7 @@ from rich.table import Table
 
 from features.config import Settings
 from features.errors import PlayerPulseError, StageFailed
+from features.latency import nearest_rank
 from playerpulse.gateway import Gateway
 
 if TYPE_CHECKING:
@@ -40,14 +41,6 @@ LAKE_TABLES = (
     "gold.player_features_v1",
     f"gold.training_{DEMO_MODEL}",
 )
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 @dataclass
@@ -104,7 +97,7 @@ class DemoSummary:
 
         lat = Table("path", "p50 ms", "p95 ms", "p99 ms", "samples", title="Latency (measured)")
         for label, values in (("event → profile", self.event_to_profile_ms), ("predict (HTTP)", self.predict_ms)):
-            cells = [percentile(values, q) for q in (50, 95, 99)]
+            cells = [nearest_rank(values, q) for q in (50, 95, 99)]
             lat.add_row(label, *[f"{c:.1f}" if c is not None else "-" for c in cells], str(len(values)))
         console.print(lat)
         s = Table("stage", "seconds", title="Stages")
