@@ -23,12 +23,18 @@ from features.deadletter import open_dead_letter_store
 from features.errors import ModelNotFound, StreamUnavailable
 from features.online import open_online_store
 from features.streams import open_stream
-from serving.collector import UNAUTHORIZED, Collector, Prepared, body_too_large, reason_kind
+from serving.collector import (
+    UNAUTHORIZED,
+    Collector,
+    Prepared,
+    body_too_large,
+    reason_kind,
+    response_headers,
+    stream_unavailable,
+)
 from serving.metrics import ServingMetrics
 from serving.openapi import EVENTS_REQUEST, EVENTS_RESPONSES, event_schemas
 from serving.writer import GroupCommitWriter
-
-RETRY_AFTER_SECONDS = 1
 
 
 class PredictRequest(BaseModel):
@@ -114,7 +120,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await asyncio.to_thread(state["dead_letters"].put, prepared.dead_letters)
             await state["writer"].write(prepared.records)
         except StreamUnavailable as exc:
-            return _answer(metrics, Prepared(503, message=f"{exc}; retry in {RETRY_AFTER_SECONDS}s"), started)
+            return _answer(metrics, stream_unavailable(exc), started)
         if prepared.status == 202:
             metrics.accepted.labels(prepared.game or "").inc(prepared.accepted)
             metrics.batch_events.observe(prepared.events_in)
@@ -201,5 +207,5 @@ def create_app(settings: Settings) -> FastAPI:
 def _answer(metrics: ServingMetrics, prepared: Prepared, started: float) -> JSONResponse:
     metrics.requests.labels("/v1/events", str(prepared.status)).inc()
     metrics.latency.labels("/v1/events").observe(time.perf_counter() - started)
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if prepared.status == 503 else None
+    headers = response_headers(prepared)
     return JSONResponse(prepared.body(), prepared.status, headers=headers)

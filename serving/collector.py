@@ -99,6 +99,18 @@ class Prepared:
 UNAUTHORIZED = "missing or invalid API key: send 'Authorization: Bearer <game key>'"
 
 
+RETRY_AFTER_SECONDS = 1
+
+
+def stream_unavailable(exc: Exception) -> Prepared:
+    """The 503 when the stream cannot take a batch: nothing was acknowledged, retry shortly."""
+    return Prepared(503, message=f"{exc}; retry in {RETRY_AFTER_SECONDS}s")
+
+
+def response_headers(prepared: Prepared) -> dict[str, str] | None:
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if prepared.status == 503 else None
+
+
 def body_too_large(limit: int) -> Prepared:
     """The 413 for a body over ``limit`` bytes on the wire."""
     return Prepared(413, message=f"body is larger than {limit} bytes")

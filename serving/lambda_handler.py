@@ -20,9 +20,8 @@ from features.config import load_settings
 from features.deadletter import open_dead_letter_store
 from features.errors import StreamUnavailable
 from features.streams import open_stream
-from serving.collector import Collector, Prepared
+from serving.collector import Collector, response_headers, stream_unavailable
 
-RETRY_AFTER_SECONDS = 1
 app = APIGatewayHttpResolver()
 
 
@@ -49,9 +48,8 @@ def handle_events(headers: dict[str, str], body: bytes) -> Response:
             dead_letters.put(prepared.dead_letters)
         stream.put(prepared.records)
     except StreamUnavailable as exc:
-        prepared = Prepared(503, message=f"{exc}; retry in {RETRY_AFTER_SECONDS}s")
-        return _json(503, prepared.body(), {"Retry-After": str(RETRY_AFTER_SECONDS)})
-    return _json(prepared.status, prepared.body())
+        prepared = stream_unavailable(exc)
+    return _json(prepared.status, prepared.body(), response_headers(prepared))
 
 
 @app.post("/v1/events")

@@ -60,3 +60,16 @@ def test_invalid_event_through_lambda_is_reported_by_index(lambda_env):
     body = json.loads(out["body"])
     assert out["statusCode"] == 202
     assert body["accepted"] == 1 and body["errors"][0]["index"] == 1
+
+
+def test_stream_failure_through_lambda_gets_503_with_retry_after(lambda_env, monkeypatch):
+    from features.errors import StreamUnavailable
+    from features.streams.sqlite import SqliteStream
+
+    def refuse(self, records):
+        raise StreamUnavailable("disk full")
+
+    monkeypatch.setattr(SqliteStream, "put", refuse)
+    out = invoke(lambda_env, gzip.compress(json.dumps([make_event()]).encode()))
+    assert out["statusCode"] == 503
+    assert out["headers"]["Retry-After"].isdigit()
