@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -57,9 +57,6 @@ class DemoSummary:
     event_to_profile_ms: list[float] = field(default_factory=list)
     predict_ms: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items()}
 
     def print(self, console: Console) -> None:
         console.rule("[bold]PlayerPulse demo — summary")
@@ -264,7 +261,7 @@ def run_demo(
                 summary.online_profiles = store.count()
         report_path = Path(settings.workdir) / "reports" / "demo_summary.json"
         report_path.parent.mkdir(parents=True, exist_ok=True)
-        report_path.write_text(json.dumps(summary.to_dict(), indent=2, default=str))
+        report_path.write_text(json.dumps(asdict(summary), indent=2, default=str))
     return summary
 
 
