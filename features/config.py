@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from features.errors import ConfigError
 
@@ -27,6 +36,9 @@ DEFAULT_ENV = "local"
 def _none_if_empty(v: Any) -> Any:
     return v or None
 
+
+Sha256Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A key as configuration stores it: the SHA-256 hex digest (``playerpulse keys hash``), never the key."""
 
 EndpointUrl = Annotated[str | None, BeforeValidator(_none_if_empty)]
 """An AWS endpoint override; empty (an unset ``${VAR:-}``) means the real AWS endpoint."""
@@ -67,6 +79,61 @@ class KinesisStreamConfig(_Strict):
 StreamConfig = Annotated[SqliteStreamConfig | KinesisStreamConfig, Field(discriminator="backend")]
 
 
+class StreamAutoscalingConfig(_Strict):
+    """How ``playerpulse stream autoscale`` sizes a Kinesis stream (``features/streams/kinesis_scaling.py``).
+
+    Shards are paid by the hour whether used or not, so the stream follows the day's traffic:
+    up fast (a full shard throttles the collector into 503s), down slowly (each change costs one
+    of UpdateShardCount's few calls a day, and traffic that just fell often comes back).
+    """
+
+    mode: Literal["provisioned", "on_demand"] = "provisioned"
+    """``provisioned``: this autoscaler picks the shard count. ``on_demand``: the stream is switched
+    to Kinesis on-demand capacity (``StreamModeDetails``) and AWS scales it (no shard-hours, a
+    higher price per GB)."""
+    min_shards: int = Field(1, ge=1, le=10_000)
+    max_shards: int = Field(64, ge=1, le=10_000)
+    """A ceiling on the bill; at most 10,000 shards per stream for UpdateShardCount."""
+    target_utilisation: float = Field(0.6, gt=0, le=1)
+    """A scaling step sizes the stream so that the observed peak fills this share of its shards."""
+    scale_up_at: float = Field(0.8, gt=0, le=1)
+    """Scale up when the recent peak fills more than this share of the current shards."""
+    scale_down_at: float = Field(0.3, gt=0, lt=1)
+    """Scale down only when the sustained peak fills less than this share (hysteresis: below
+    ``target_utilisation``, so that a scale-down never lands above ``scale_up_at``)."""
+    scale_up_window_s: int = Field(300, ge=60, le=86_400)
+    """The peak minute of this recent window decides a scale-up."""
+    scale_down_window_s: int = Field(3600, ge=60, le=86_400)
+    """The peak minute of this longer window decides a scale-down."""
+    scale_up_cooldown_s: int = Field(120, ge=0)
+    """Least time after any change before the next scale-up (resharding takes a while)."""
+    scale_down_cooldown_s: int = Field(3600, ge=0)
+    """Least time after any change before a scale-down."""
+    max_updates_per_day: int = Field(10, ge=1, le=10)
+    """UpdateShardCount calls allowed per rolling 24 hours (AWS allows 10 per stream)."""
+    updates_kept_for_scale_up: int = Field(2, ge=0, le=9)
+    """Scale-downs stop while fewer than this many calls of the day remain, so that a burst can
+    still be met."""
+    interval_s: int = Field(60, ge=10)
+    """How often the autoscaler looks again when it runs continuously (without ``--once``)."""
+    cloudwatch_endpoint_url: EndpointUrl = None
+    """Override of the CloudWatch endpoint; unset means the stream's ``endpoint_url`` (one local
+    server for both in tests) or, without one, AWS itself."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StreamAutoscalingConfig:
+        if self.min_shards > self.max_shards:
+            raise ValueError(f"min_shards ({self.min_shards}) is above max_shards ({self.max_shards})")
+        if not self.scale_down_at < self.target_utilisation < self.scale_up_at:
+            raise ValueError(
+                "need scale_down_at < target_utilisation < scale_up_at (hysteresis), got "
+                f"{self.scale_down_at} / {self.target_utilisation} / {self.scale_up_at}"
+            )
+        if self.updates_kept_for_scale_up >= self.max_updates_per_day:
+            raise ValueError("updates_kept_for_scale_up must be below max_updates_per_day")
+        return self
+
+
 # --- dead-letter stores ---------------------------------------------------------------------
 
 
@@ -100,7 +167,7 @@ class SqliteOnlineStoreConfig(_Strict):
 class DynamoDBOnlineStoreConfig(_Strict):
     backend: Literal["dynamodb"] = "dynamodb"
     table_name: str = Field(min_length=3, max_length=255)
-    """DynamoDB table with partition key ``player_id`` (string)."""
+    """DynamoDB table with one string partition key ``pk`` = ``game_id#player_id``."""
     region: str = "us-east-1"
     endpoint_url: EndpointUrl = None
     create_if_missing: bool = False
@@ -146,8 +213,6 @@ class MlflowConfig(_Strict):
 
 
 class CollectorConfig(_Strict):
-    api_keys: dict[str, str]
-    """Game id → SHA-256 hex digest of that game's API key (keys themselves are never stored)."""
     max_body_bytes: int = Field(1_048_576, ge=1024)
     """Largest request body accepted on the wire (413 above it)."""
     max_decompressed_bytes: int = Field(8_388_608, ge=1024)
@@ -159,14 +224,13 @@ class CollectorConfig(_Strict):
     """Events whose time lies further ahead than this (after skew correction) are rejected."""
     group_commit_max_wait_ms: float = Field(2.0, ge=0)
     """How long the stream writer waits to gather concurrent requests into one durable write."""
-
-    @field_validator("api_keys")
-    @classmethod
-    def _digests(cls, keys: dict[str, str]) -> dict[str, str]:
-        for game, digest in keys.items():
-            if not re.fullmatch(r"[0-9a-f]{64}", digest):
-                raise ValueError(f"api_keys.{game} must be a SHA-256 hex digest (64 hex characters)")
-        return keys
+    inline_decode_bytes: int = Field(131_072, ge=0)
+    """Bodies that decompress to at most this many bytes are decoded on the event loop (well
+    under a millisecond); larger ones go to a thread pool, so heavy requests never stall it."""
+    decode_threads: int = Field(2, ge=1, le=64)
+    """Threads decoding large bodies off the event loop (per worker process)."""
+    max_queued_decodes: int = Field(64, ge=1)
+    """Large bodies waiting for a decode thread before new ones get a 503 with Retry-After."""
 
 
 class StreamingConfig(_Strict):
@@ -180,14 +244,82 @@ class StreamingConfig(_Strict):
     """Most recent event ids kept per player to drop re-sent duplicates in the streaming path."""
 
 
+class SilverConfig(_Strict):
+    """How silver treats rows that break its expectations (``features.expectations``)."""
+
+    max_failing_share: float = Field(0.5, ge=0.0, le=1.0)
+    """A micro-batch whose share of quarantined rows exceeds this fails the run with nothing of
+    it committed: past it something upstream is broken (a client release, a changed schema), and
+    quarantining the bulk of the data would only hide that. Below it, bad rows go to
+    silver.quarantine and the run goes on."""
+    late_after_days: float = Field(7.0, gt=0)
+    """Events received more than this many days after their skew-corrected ``event_time`` are
+    quarantined as too late (their day's features were served and trained on long ago); later
+    events within it land in their own ``event_date``."""
+
+
+class MetricsAccessConfig(_Strict):
+    """Who may read ``/metrics``: its labels name games and show their traffic, so it is never
+    open to whoever can reach the API. Choose a key, a separate port, or both."""
+
+    keys: list[Sha256Digest] = Field(default_factory=list)
+    """Digests of bearer keys that may read ``/metrics`` on the API port (a scraper's key)."""
+    port: int | None = Field(None, ge=1, le=65535)
+    """Serve ``/metrics`` on this separate port (bound to ``host``) instead of the API port."""
+    host: str = "127.0.0.1"
+    """Interface of the separate metrics port: keep it private (loopback or a VPC address)."""
+
+    @model_validator(mode="after")
+    def _protected(self) -> MetricsAccessConfig:
+        if not self.keys and self.port is None:
+            raise ValueError("set metrics.keys (bearer key digests) or metrics.port (a separate private port)")
+        return self
+
+
 class ServingConfig(_Strict):
     model_cache_seconds: float = Field(30.0, ge=0)
     """How long a resolved champion is reused before the registry is asked again."""
+    max_request_bytes: int = Field(65_536, ge=1024)
+    """Largest body of a predict request (413 above it); read only after the key is checked."""
+    max_context_keys: int = Field(32, ge=0, le=1024)
+    """Most fields a predict request's ``context`` object may carry (400 above it)."""
+    body_read_timeout_s: float = Field(10.0, gt=0)
+    """A request body must arrive within this many seconds (408 otherwise): a client that
+    trickles its body cannot hold a connection indefinitely."""
+    max_connections: int = Field(2048, ge=1)
+    """Concurrent connections per worker before new ones get a 503 (uvicorn's limit)."""
+    keep_alive_timeout_s: float = Field(5.0, gt=0)
+    """Idle keep-alive connections are closed after this many seconds."""
+    metrics: MetricsAccessConfig = MetricsAccessConfig(port=9464)
+
+
+GAME_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,32}$"
+"""Game ids appear in keys of the online store (``game#player``): no ``#``, no spaces."""
+
+DEVELOPMENT_KEYS: dict[str, str] = {
+    "ingest": "pp-demo-key-local-only",
+    "serve": "pp-demo-serve-key-local-only",
+    "metrics": "pp-demo-metrics-key-local-only",
+}
+"""Keys published in the README for the embedded demo: accepted by the ``local`` env only."""
+
+
+class GameConfig(_Strict):
+    """One game's credentials, per role. Several keys may be live per role, so a key rotates
+    with overlap: add the new digest, ship it, remove the old one."""
+
+    ingest_keys: list[Sha256Digest] = Field(min_length=1)
+    """Digests of keys that may post this game's events; they ship inside the game client."""
+    serve_keys: list[Sha256Digest] = Field(default_factory=list)
+    """Digests of keys that may read this game's profiles and predictions; they stay on the
+    game's servers. Empty: nobody reads this game's players over HTTP."""
 
 
 class Settings(_Strict):
     env: str
     workdir: str
+    games: dict[str, GameConfig] = Field(min_length=1)
+    """Game id → its keys. Every key reaches its own game's data only."""
     stream: StreamConfig
     dead_letter: DeadLetterConfig
     online_store: OnlineStoreConfig
@@ -196,9 +328,43 @@ class Settings(_Strict):
     mlflow: MlflowConfig
     collector: CollectorConfig
     streaming: StreamingConfig = StreamingConfig()
+    silver: SilverConfig = SilverConfig()
+    stream_autoscaling: StreamAutoscalingConfig = StreamAutoscalingConfig()
     serving: ServingConfig = ServingConfig()
     models_dir: str
     """Folder of model declarations (``NAME.yaml``), owned by data scientists."""
+
+    @field_validator("games")
+    @classmethod
+    def _game_ids(cls, games: dict[str, GameConfig]) -> dict[str, GameConfig]:
+        for game in games:
+            if not re.fullmatch(GAME_ID_PATTERN, game):
+                raise ValueError(f"game id '{game}' must be 1-32 characters of A-Z a-z 0-9 _ . -")
+        return games
+
+    @model_validator(mode="after")
+    def _keys_are_distinct_and_private(self) -> Settings:
+        seen: dict[str, str] = {}
+        places = [
+            (f"games.{g}.{role}", d)
+            for g, c in self.games.items()
+            for role in ("ingest_keys", "serve_keys")
+            for d in getattr(c, role)
+        ]
+        places += [("serving.metrics.keys", d) for d in self.serving.metrics.keys]
+        for place, digest in places:
+            if digest in seen and seen[digest] != place:
+                raise ValueError(f"one key is configured twice ({seen[digest]} and {place}): give each role its own")
+            seen[digest] = place
+        if self.env != "local":
+            published = {hash_api_key(k) for k in DEVELOPMENT_KEYS.values()}
+            for place, digest in places:
+                if digest in published:
+                    raise ValueError(
+                        f"{place} holds a development key published in the README; it is accepted only by "
+                        f"env 'local': generate a secret key and configure its SHA-256 digest"
+                    )
+        return self
 
     @property
     def reports_dir(self) -> Path:

@@ -16,12 +16,12 @@ from typing import Any
 
 import msgspec
 
-from features.config import CollectorConfig
+from features.config import CollectorConfig, Settings
 from features.contract import Event, EventValidator, TimeBounds, now_ms
 from features.deadletter import DeadLetter
 from features.streams import StreamRecord
 from features.streams.codec import encode_events
-from serving.auth import ApiKeys
+from serving.auth import UNAUTHORIZED, GameKeys
 from serving.decoding import BodyError, decompress, parse_events
 
 _encode = msgspec.json.encode
@@ -96,9 +96,6 @@ class Prepared:
         return {"error": self.message}
 
 
-UNAUTHORIZED = "missing or invalid API key: send 'Authorization: Bearer <game key>'"
-
-
 RETRY_AFTER_SECONDS = 1
 
 
@@ -117,23 +114,44 @@ def body_too_large(limit: int) -> Prepared:
 
 
 class Collector:
-    def __init__(self, config: CollectorConfig):
+    def __init__(self, config: CollectorConfig, keys: GameKeys):
         self.config = config
-        self.keys = ApiKeys(config.api_keys)
+        self.keys = keys
         self.validator = EventValidator(TimeBounds.of(config.max_past_days, config.max_future_minutes))
 
-    def prepare(self, headers: Mapping[str, str], body: bytes) -> Prepared:
-        """Check, decode and validate one ``POST /v1/events``; ``headers`` keys are lower-case."""
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Collector:
+        """The collector of a deployment: its limits and its games' ingest keys."""
+        return cls(settings.collector, GameKeys(settings.games))
+
+    def prepare(self, headers: Mapping[str, str], body: bytes, inline_budget: int | None = None) -> Prepared | None:
+        """Check, decode and validate one ``POST /v1/events``; ``headers`` keys are lower-case.
+
+        With ``inline_budget`` the body is only decoded if it decompresses to at most that many
+        bytes, and ``None`` says it is larger: the caller is on an event loop and runs the
+        same call again without a budget in a thread (the wasted work is at most the budget).
+        """
         received_at = now_ms()
         # A request id is only needed to tie dead letters together: made when the first one is.
         request_id = headers.get("x-request-id")
-        game = self.keys.game_for(headers.get("authorization"))
+        game = self.keys.game_for(headers.get("authorization"), "ingest")
         if game is None:
             return Prepared(401, message=UNAUTHORIZED)
         if len(body) > self.config.max_body_bytes:
             return body_too_large(self.config.max_body_bytes)
         try:
-            data = decompress(body, headers.get("content-encoding"), self.config.max_decompressed_bytes)
+            limit = self.config.max_decompressed_bytes
+            if inline_budget is not None and inline_budget < limit:
+                if len(body) > inline_budget:
+                    return None
+                try:
+                    data = decompress(body, headers.get("content-encoding"), inline_budget)
+                except BodyError as exc:
+                    if exc.status == 413:
+                        return None
+                    raise
+            else:
+                data = decompress(body, headers.get("content-encoding"), limit)
             typed = decode_typed(data, headers.get("content-type"))
             items: list[Any] = typed if typed is not None else parse_events(data, headers.get("content-type"))
         except BodyError as exc:

@@ -30,7 +30,7 @@ def _runtime() -> tuple[Any, Collector, Any, Any]:
     settings = load_settings(os.environ.get("PLAYERPULSE_ENV", "aws"), os.environ.get("PLAYERPULSE_WORKDIR"))
     return (
         settings,
-        Collector(settings.collector),
+        Collector.from_settings(settings),
         open_stream(settings.stream),
         open_dead_letter_store(settings.dead_letter),
     )

@@ -1,0 +1,15 @@
+"""What a log line may say about a caller's input: never the raw value.
+
+A player id in a log line is personal data, and an unvalidated one can forge log lines (a
+``\\n`` in it starts a new "entry"). Logs carry a short digest instead: enough to
+correlate lines about one player, nothing to read or inject.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def digest_for_log(value: str) -> str:
+    """A 12-hex-digit SHA-256 prefix of ``value``: stable, correlatable, unreadable."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""One router per concern of the HTTP API: ingest, players (profiles and predictions), operations."""

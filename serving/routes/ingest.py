@@ -1,0 +1,66 @@
+"""``POST /v1/events``: the collector's HTTP face.
+
+The route reads the body within its byte and time limits, hands it to the collector core
+(off the event loop when it is large, so a few heavy requests never stall ``/healthz`` or other
+clients), writes dead letters and records, and answers. Everything else lives in
+``serving.collector``, shared with the Lambda handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from features.errors import StreamUnavailable
+from serving.collector import Prepared, reason_kind, response_headers, stream_unavailable
+from serving.http_body import BodyRejected, read_body
+from serving.openapi import EVENTS_REQUEST, EVENTS_RESPONSES
+from serving.state import ServingState, State
+
+router = APIRouter()
+
+
+@router.post(
+    "/v1/events",
+    status_code=202,
+    summary="Ingest a batch of player events",
+    openapi_extra={"requestBody": EVENTS_REQUEST},
+    responses=EVENTS_RESPONSES,
+    response_model=None,
+)
+async def ingest(request: Request, state: State) -> Response:
+    started = time.perf_counter()
+    cfg = state.settings.collector
+    try:
+        body = await read_body(request, cfg.max_body_bytes, state.settings.serving.body_read_timeout_s)
+    except BodyRejected as exc:
+        return _answer(state, Prepared(exc.status, message=exc.reason), started)
+    state.metrics.bytes_in.inc(len(body))
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    prepared = await state.prepare_events(headers, body)
+    try:
+        if prepared.dead_letters:
+            assert state.dead_letters is not None
+            await asyncio.to_thread(state.dead_letters.put, prepared.dead_letters)
+        assert state.writer is not None
+        await state.writer.write(prepared.records)
+    except StreamUnavailable as exc:
+        return _answer(state, stream_unavailable(exc), started)
+    if prepared.status == 202:
+        m = state.metrics
+        m.accepted.labels(prepared.game or "").inc(prepared.accepted)
+        m.batch_events.observe(prepared.events_in)
+        m.bytes_decoded.inc(prepared.decoded_bytes)
+        m.bytes_out.inc(prepared.bytes_out)
+        for err in prepared.errors:
+            m.rejected.labels(reason_kind(err["reason"])).inc()
+    return _answer(state, prepared, started)
+
+
+def _answer(state: ServingState, prepared: Prepared, started: float) -> JSONResponse:
+    state.metrics.requests.labels("/v1/events", str(prepared.status)).inc()
+    state.metrics.latency.labels("/v1/events").observe(time.perf_counter() - started)
+    return JSONResponse(prepared.body(), prepared.status, headers=response_headers(prepared))

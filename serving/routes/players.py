@@ -1,0 +1,177 @@
+"""Reading a game's players: ``GET /v1/players/{id}/profile`` and ``POST /v1/models/{m}/predict``.
+
+Both routes take the game's *serve* key (the ingest key ships inside game clients, so anyone
+can extract it) and authenticate before they read or parse anything the caller sent. Every
+lookup is by (game of the key, player id): another game's player is a 404, the same answer
+as an unknown player. Client errors are short and generic; what went wrong in detail goes to
+the log, with player ids as digests.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import anyio
+import msgspec
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from features.contract import PLAYER_ID_PATTERN, PlayerId
+from features.errors import ModelNotFound
+from features.model_config import MODEL_NAME
+from serving.auth import UNAUTHORIZED
+from serving.http_body import BodyRejected, read_body
+from serving.logsafe import digest_for_log
+from serving.state import ServingState, State
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_player_id = re.compile(PLAYER_ID_PATTERN)
+BAD_PLAYER_ID = "player_id must be 1-64 characters of A-Z a-z 0-9 _ . : -"
+NO_PROFILE = "no profile for this player"
+NO_MODEL = "no such model"
+
+ContextValue = str | int | float | bool | None
+
+
+class PredictBody(msgspec.Struct, forbid_unknown_fields=True):
+    """What a game sends to ask for content: flat context values only, so nesting cannot grow."""
+
+    player_id: PlayerId
+    context: dict[str, ContextValue] = msgspec.field(default_factory=dict)
+
+
+_predict_body = msgspec.json.Decoder(PredictBody)
+
+PREDICT_REQUEST: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["player_id"],
+                "additionalProperties": False,
+                "properties": {
+                    "player_id": {"type": "string", "pattern": PLAYER_ID_PATTERN, "maxLength": 64},
+                    "context": {
+                        "type": "object",
+                        "description": "What the game knows about the request (screen, placement): "
+                        "flat string, number, boolean or null values; at most serving.max_context_keys.",
+                        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
+                    },
+                },
+            }
+        }
+    },
+}
+
+PREDICT_RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["model", "version", "player_id", "prediction", "fallback"],
+    "properties": {
+        "model": {"type": "string"},
+        "version": {"type": ["integer", "null"]},
+        "player_id": {"type": "string"},
+        "prediction": {"type": "object"},
+        "fallback": {"type": "boolean"},
+        "reason": {"type": ["string", "null"]},
+        "timestamps": {"type": "object", "additionalProperties": {"type": "integer"}},
+    },
+}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status)
+
+
+def _err_doc(description: str) -> dict[str, Any]:
+    error = {"$ref": "#/components/schemas/Error"}
+    return {"description": description, "content": {"application/json": {"schema": error}}}
+
+
+def _serve_game(request: Request, state: ServingState) -> str | None:
+    return state.keys.game_for(request.headers.get("authorization"), "serve")
+
+
+@router.get(
+    "/v1/players/{player_id}/profile",
+    summary="A player's online profile with its freshness timestamps",
+    response_model=None,
+    responses={
+        400: _err_doc("player_id breaks the contract's pattern"),
+        401: _err_doc("no serve key, or not a known game's serve key"),
+        404: _err_doc("no profile for this player in the key's game"),
+    },
+)
+async def profile(player_id: str, request: Request, state: State) -> Response:
+    game = _serve_game(request, state)
+    if game is None:
+        return _error(401, UNAUTHORIZED)
+    if not _player_id.fullmatch(player_id):
+        return _error(400, BAD_PLAYER_ID)
+    assert state.online is not None
+    p = await anyio.to_thread.run_sync(state.online.get, game, player_id)
+    if p is None:
+        return _error(404, NO_PROFILE)
+    return JSONResponse(
+        {
+            "game_id": p.game_id,
+            "player_id": p.player_id,
+            "feature_set": p.feature_set,
+            "as_of": p.as_of,
+            "version": p.version,
+            "features": p.features,
+            "timestamps": p.timestamps,
+        }
+    )
+
+
+@router.post(
+    "/v1/models/{model}/predict",
+    summary="Personalised content for a player from the model's champion",
+    response_model=None,
+    openapi_extra={"requestBody": PREDICT_REQUEST},
+    responses={
+        200: {"description": "Content for the player", "content": {"application/json": {"schema": PREDICT_RESPONSE}}},
+        400: _err_doc("the body is not a valid predict request"),
+        401: _err_doc("no serve key, or not a known game's serve key"),
+        404: _err_doc("no such model"),
+        408: _err_doc("the body did not arrive in time"),
+        413: _err_doc("the body is larger than serving.max_request_bytes"),
+    },
+)
+async def predict(model: str, request: Request, state: State) -> Response:
+    game = _serve_game(request, state)
+    if game is None:
+        return _error(401, UNAUTHORIZED)
+    cfg = state.settings.serving
+    try:
+        raw = await read_body(request, cfg.max_request_bytes, cfg.body_read_timeout_s)
+    except BodyRejected as exc:
+        return _error(exc.status, exc.reason)
+    try:
+        body = _predict_body.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        return _error(400, 'body must be {"player_id": "...", "context": {...}} with flat context values')
+    if not _player_id.fullmatch(body.player_id):
+        return _error(400, BAD_PLAYER_ID)
+    if len(body.context) > cfg.max_context_keys:
+        return _error(400, f"context has more than {cfg.max_context_keys} fields")
+    if not MODEL_NAME.fullmatch(model):
+        return _error(404, NO_MODEL)
+    try:
+        predictor = await anyio.to_thread.run_sync(state.predictor)
+        out = await anyio.to_thread.run_sync(predictor.predict, model, game, body.player_id, body.context)
+    except ModelNotFound as exc:
+        log.info("predict for an undeclared model %s: %s", model, exc)
+        return _error(404, NO_MODEL)
+    except Exception:  # the predictor answers fallbacks itself; this is the server failing to
+        log.exception("the predictor for model %s could not run", model)
+        return _error(503, "predictions are unavailable right now; retry later")
+    state.metrics.predictions.labels(model, str(out["fallback"]).lower()).inc()
+    if out["fallback"]:
+        log.info("fallback for model %s, player %s: %s", model, digest_for_log(body.player_id), out.get("reason"))
+    return JSONResponse(out)

@@ -1,0 +1,102 @@
+"""What the HTTP routes share, built once per process and reached through a dependency.
+
+A typed object instead of a dict of closures: each router asks for ``ServingState`` and gets
+the configured stream, stores, writer, keys and metrics; nothing opens on import, so tests and
+workers build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+from starlette.requests import Request
+
+from features.config import Settings
+from features.deadletter import DeadLetterStore, open_dead_letter_store
+from features.online import OnlineStore, open_online_store
+from features.streams import Stream, open_stream
+from serving.auth import BearerKeys, GameKeys
+from serving.collector import Collector, Prepared, stream_unavailable
+from serving.metrics import ServingMetrics
+from serving.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from serving.predict import Predictor
+
+
+@dataclass
+class ServingState:
+    settings: Settings
+    metrics: ServingMetrics = field(default_factory=ServingMetrics)
+    stream: Stream | None = None
+    dead_letters: DeadLetterStore | None = None
+    online: OnlineStore | None = None
+    writer: GroupCommitWriter | None = None
+    _predictor: Predictor | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.keys = GameKeys(self.settings.games)
+        self.collector = Collector(self.settings.collector, self.keys)
+        self.metrics_keys = BearerKeys(self.settings.serving.metrics.keys)
+        cfg = self.settings.collector
+        self._decode_pool = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="decode")
+        self._decode_slots = asyncio.BoundedSemaphore(cfg.max_queued_decodes)
+
+    async def prepare_events(self, headers: Mapping[str, str], body: bytes) -> Prepared:
+        """``Collector.prepare`` on the loop for small bodies, in the decode pool for large ones.
+
+        Handing every request to a thread would cost throughput (GIL hand-offs); the collector
+        instead tries inline with a decompression budget and says when a body is over it.
+        """
+        prepared = self.collector.prepare(headers, body, inline_budget=self.settings.collector.inline_decode_bytes)
+        if prepared is not None:
+            return prepared
+        if self._decode_slots.locked():
+            return stream_unavailable(RuntimeError("the collector is busy decoding large bodies"))
+        async with self._decode_slots:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._decode_pool, self.collector.prepare, headers, body)
+
+    def open(self) -> None:
+        self.stream = open_stream(self.settings.stream)
+        self.dead_letters = open_dead_letter_store(self.settings.dead_letter)
+        self.online = open_online_store(self.settings.online_store)
+        self.writer = GroupCommitWriter(
+            self.stream,
+            self.settings.collector.group_commit_max_wait_ms,
+            on_commit=lambda recs: self.metrics.commit_records.observe(len(recs)),
+        )
+
+    async def close(self) -> None:
+        self._decode_pool.shutdown(wait=False, cancel_futures=True)
+        if self.writer is not None:
+            await self.writer.stop()
+        for resource in (self.stream, self.dead_letters, self.online):
+            if resource is not None:
+                resource.close()
+
+    def predictor(self) -> Predictor:
+        """Built on first use: importing xgboost and the registry client costs a second."""
+        with self._lock:
+            if self._predictor is None:
+                from serving.predict import Predictor
+
+                assert self.online is not None, "the app's lifespan opens the online store"
+                self._predictor = Predictor(self.settings, self.online)
+            return self._predictor
+
+
+def serving_state(request: Request) -> ServingState:
+    """FastAPI dependency: the state of the app serving this request."""
+    return request.app.state.serving
+
+
+State = Annotated[ServingState, Depends(serving_state)]
+"""A route's parameter ``state: State`` receives the app's ``ServingState``."""
