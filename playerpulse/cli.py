@@ -18,6 +18,7 @@ from rich.console import Console
 
 from features.config import Settings, load_settings
 from features.errors import PlayerPulseError
+from playerpulse.autoscale_command import stream_autoscale
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -33,6 +34,7 @@ models_app = typer.Typer(help="Registered models: list versions and aliases, rol
 stream_app = typer.Typer(help="Streaming jobs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(stream_app, name="stream")
+stream_app.command("autoscale")(stream_autoscale)
 
 Env = Annotated[
     str | None,
