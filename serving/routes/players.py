@@ -10,77 +10,38 @@ the log, with player ids as digests.
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import anyio
-import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from features.contract import PLAYER_ID_PATTERN, PlayerId
 from features.errors import ModelNotFound
 from features.model_config import MODEL_NAME
 from serving.auth import UNAUTHORIZED
 from serving.http_body import BodyRejected, read_body
 from serving.logsafe import digest_for_log
+from serving.requests import (
+    BAD_PLAYER_ID,
+    NO_MODEL,
+    NO_PROFILE,
+    PREDICT_REQUEST_SCHEMA,
+    PREDICT_RESPONSE_SCHEMA,
+    ClientMistake,
+    parse_predict_body,
+    player_id_ok,
+    profile_body,
+)
 from serving.state import ServingState, State
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-_player_id = re.compile(PLAYER_ID_PATTERN)
-BAD_PLAYER_ID = "player_id must be 1-64 characters of A-Z a-z 0-9 _ . : -"
-NO_PROFILE = "no profile for this player"
-NO_MODEL = "no such model"
-
-ContextValue = str | int | float | bool | None
-
-
-class PredictBody(msgspec.Struct, forbid_unknown_fields=True):
-    """What a game sends to ask for content: flat context values only, so nesting cannot grow."""
-
-    player_id: PlayerId
-    context: dict[str, ContextValue] = msgspec.field(default_factory=dict)
-
-
-_predict_body = msgspec.json.Decoder(PredictBody)
-
 PREDICT_REQUEST: dict[str, Any] = {
     "required": True,
-    "content": {
-        "application/json": {
-            "schema": {
-                "type": "object",
-                "required": ["player_id"],
-                "additionalProperties": False,
-                "properties": {
-                    "player_id": {"type": "string", "pattern": PLAYER_ID_PATTERN, "maxLength": 64},
-                    "context": {
-                        "type": "object",
-                        "description": "What the game knows about the request (screen, placement): "
-                        "flat string, number, boolean or null values; at most serving.max_context_keys.",
-                        "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
-                    },
-                },
-            }
-        }
-    },
+    "content": {"application/json": {"schema": PREDICT_REQUEST_SCHEMA}},
 }
-
-PREDICT_RESPONSE: dict[str, Any] = {
-    "type": "object",
-    "required": ["model", "version", "player_id", "prediction", "fallback"],
-    "properties": {
-        "model": {"type": "string"},
-        "version": {"type": ["integer", "null"]},
-        "player_id": {"type": "string"},
-        "prediction": {"type": "object"},
-        "fallback": {"type": "boolean"},
-        "reason": {"type": ["string", "null"]},
-        "timestamps": {"type": "object", "additionalProperties": {"type": "integer"}},
-    },
-}
+PREDICT_RESPONSE = PREDICT_RESPONSE_SCHEMA
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -110,23 +71,13 @@ async def profile(player_id: str, request: Request, state: State) -> Response:
     game = _serve_game(request, state)
     if game is None:
         return _error(401, UNAUTHORIZED)
-    if not _player_id.fullmatch(player_id):
+    if not player_id_ok(player_id):
         return _error(400, BAD_PLAYER_ID)
     assert state.online is not None
     p = await anyio.to_thread.run_sync(state.online.get, game, player_id)
     if p is None:
         return _error(404, NO_PROFILE)
-    return JSONResponse(
-        {
-            "game_id": p.game_id,
-            "player_id": p.player_id,
-            "feature_set": p.feature_set,
-            "as_of": p.as_of,
-            "version": p.version,
-            "features": p.features,
-            "timestamps": p.timestamps,
-        }
-    )
+    return JSONResponse(profile_body(p))
 
 
 @router.post(
@@ -135,7 +86,10 @@ async def profile(player_id: str, request: Request, state: State) -> Response:
     response_model=None,
     openapi_extra={"requestBody": PREDICT_REQUEST},
     responses={
-        200: {"description": "Content for the player", "content": {"application/json": {"schema": PREDICT_RESPONSE}}},
+        200: {
+            "description": "Content for the player",
+            "content": {"application/json": {"schema": PREDICT_RESPONSE_SCHEMA}},
+        },
         400: _err_doc("the body is not a valid predict request"),
         401: _err_doc("no serve key, or not a known game's serve key"),
         404: _err_doc("no such model"),
@@ -153,13 +107,9 @@ async def predict(model: str, request: Request, state: State) -> Response:
     except BodyRejected as exc:
         return _error(exc.status, exc.reason)
     try:
-        body = _predict_body.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
-        return _error(400, 'body must be {"player_id": "...", "context": {...}} with flat context values')
-    if not _player_id.fullmatch(body.player_id):
-        return _error(400, BAD_PLAYER_ID)
-    if len(body.context) > cfg.max_context_keys:
-        return _error(400, f"context has more than {cfg.max_context_keys} fields")
+        body = parse_predict_body(raw, cfg.max_context_keys)
+    except ClientMistake as exc:
+        return _error(exc.status, exc.message)
     if not MODEL_NAME.fullmatch(model):
         return _error(404, NO_MODEL)
     try:

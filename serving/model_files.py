@@ -1,0 +1,86 @@
+"""A champion as files: the format a Lambda package ships and a model function loads at init.
+
+``model/`` holds ``model.ubj`` (xgboost's native binary model: no MLflow, no pickle) and
+``metadata.json`` (model name, registry version, feature set, feature names in input order).
+Writing and reading live together so the format is defined once; ``check_features`` is the
+start-up check that a model's inputs are what its declaration and feature set say, so an
+unknown feature never becomes a silent NaN in production.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+
+from features.definitions import FEATURE_SETS
+from features.errors import ConfigError
+from features.model_config import ModelConfig
+from serving.models import ChampionModel
+
+MODEL_FILE = "model.ubj"
+METADATA_FILE = "metadata.json"
+
+
+class ModelMetadata(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+    version: int
+    feature_set: str
+    feature_names: list[str]
+
+
+def save_champion(champion: ChampionModel, folder: Path) -> Path:
+    """Write ``champion`` into ``folder`` (created) as the two files a model function loads."""
+    folder.mkdir(parents=True, exist_ok=True)
+    champion.booster.save_model(str(folder / MODEL_FILE))
+    meta = ModelMetadata(champion.name, champion.version, champion.feature_set, list(champion.feature_names))
+    (folder / METADATA_FILE).write_bytes(msgspec.json.encode(meta))
+    return folder
+
+
+def load_champion(folder: Path) -> ChampionModel:
+    """The champion saved in ``folder``; ``ConfigError`` naming the file when a piece is missing."""
+    import xgboost as xgb
+
+    model_file, meta_file = folder / MODEL_FILE, folder / METADATA_FILE
+    for f in (model_file, meta_file):
+        if not f.is_file():
+            raise ConfigError(f"{f} is missing: package the model again (`playerpulse models package NAME`)")
+    try:
+        meta = msgspec.json.decode(meta_file.read_bytes(), type=ModelMetadata)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ConfigError(f"{meta_file} is not valid model metadata: {exc}") from None
+    booster = xgb.Booster()
+    booster.load_model(str(model_file))
+    booster.set_param({"nthread": 1})
+    return ChampionModel(meta.model, meta.version, booster, tuple(meta.feature_names), meta.feature_set)
+
+
+def check_features(champion: ChampionModel, cfg: ModelConfig) -> None:
+    """Refuse a champion whose inputs its declaration does not produce, naming the features.
+
+    The model's features must all be computed by its feature set, and must be the features the
+    model YAML declares, in its order: anything else would be served as missing values.
+    """
+    fs = FEATURE_SETS.get(champion.feature_set)
+    if fs is None:
+        raise ConfigError(
+            f"model '{champion.name}' v{champion.version} was trained on feature set "
+            f"'{champion.feature_set}', which this code does not define: deploy the code it was trained with"
+        )
+    unknown = [n for n in champion.feature_names if n not in set(fs.feature_names)]
+    if unknown:
+        raise ConfigError(
+            f"model '{champion.name}' v{champion.version} needs features its feature set "
+            f"{fs.full_name} does not compute: {', '.join(unknown)}"
+        )
+    declared = cfg.feature_names if champion.feature_set == cfg.feature_set else None
+    if declared is not None and list(declared) != list(champion.feature_names):
+        missing = [n for n in declared if n not in champion.feature_names]
+        extra = [n for n in champion.feature_names if n not in declared]
+        detail = json.dumps({"declared_not_in_model": missing, "in_model_not_declared": extra})
+        raise ConfigError(
+            f"model '{champion.name}' v{champion.version} does not match conf/models/{cfg.name}.yaml "
+            f"(features or their order differ: {detail}); retrain it or fix the declaration"
+        )
