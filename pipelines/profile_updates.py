@@ -1,6 +1,7 @@
 """Folding one micro-batch's events into players' online profiles: the executor side, no Spark.
 
-``pipelines.profiles_stream`` groups each micro-batch by player and hands every Spark partition
+``pipelines.profiles_stream`` groups each micro-batch by player, i.e. by ``(game_id,
+player_id)`` (the same player id in two games is two players), and hands every Spark partition
 to ``update_partition``, which runs in an executor's Python worker: it opens its own online
 store from configuration, folds each player's new events with the same ``ProfileState`` that
 serving reads, and writes the partition's profiles in one batched ``put``. Everything here is
@@ -12,7 +13,8 @@ crash, and batch ids restart at 0 when a checkpoint is deleted; stream positions
 so an event from a record at or below the player's watermark has been counted already and is
 skipped whatever the checkpoint (a micro-batch id would only protect one checkpoint's life).
 The ``seen`` event ids of ``ProfileState`` catch the other kind of repeat: a client re-sending
-an event in a new record.
+an event in a new record. Both live in the profile, so both are per ``(game_id, player_id)``:
+one game's records or event ids never make another game's player skip an event.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import pyarrow as pa
 
 from features.contract import corrected_event_time_ms, now_ms
 from features.definitions import FeatureSet, feature_set
-from features.online import OnlineStore, Profile, open_online_store
+from features.online import OnlineStore, PlayerKey, Profile, open_online_store
 from features.profile_state import ProfileState
 
 APPLIED_KEY = "applied"
@@ -130,14 +132,15 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def fold_player(
-    player_id: str,
+    key: PlayerKey,
     stored: Profile | None,
     rows: Sequence[dict[str, Any]],
     fs: FeatureSet,
     ctx: UpdateContext,
     now: int,
 ) -> tuple[Profile | None, UpdateStats]:
-    """The player's next profile after this batch's ``rows``, or ``None`` if none of them is new.
+    """The next profile of the player ``key`` = ``(game_id, player_id)`` after this batch's
+    ``rows`` (that player's only), or ``None`` if none of them is new.
 
     ``now`` is when the update is computed: features are read as of it (or as of a later,
     skew-corrected event time), and it seeds the version so that a stale writer, such as a
@@ -176,7 +179,9 @@ def fold_player(
     newest_time, newest = max(
         timed, key=lambda tr: (tr[1]["received_at"], tr[1].get("stream_at") or 0, _position(tr[1]))
     )
+    game_id, player_id = key
     profile = Profile(
+        game_id=game_id,
         player_id=player_id,
         version=max(now, stored.version + 1) if stored is not None else now,
         as_of=as_of,
@@ -199,17 +204,17 @@ def fold_player(
 
 def update_players(
     store: OnlineStore,
-    players: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    players: Sequence[tuple[PlayerKey, Sequence[dict[str, Any]]]],
     ctx: UpdateContext,
     clock: Callable[[], int] = now_ms,
 ) -> UpdateStats:
-    """Fold each ``(player_id, rows)`` into its stored profile and write them in one ``put``."""
+    """Fold each ``((game_id, player_id), rows)`` into its stored profile and write them in one ``put``."""
     fs = feature_set(ctx.feature_set)
     stats = UpdateStats()
-    stored = store.get_many([pid for pid, _ in players])
+    stored = store.get_many([key for key, _ in players])
     profiles = []
-    for player_id, rows in players:
-        profile, one = fold_player(player_id, stored.get(player_id), rows, fs, ctx, clock())
+    for key, rows in players:
+        profile, one = fold_player(key, stored.get(key), rows, fs, ctx, clock())
         stats.add(one)
         if profile is not None:
             profiles.append(profile)
@@ -222,7 +227,8 @@ def update_players(
 
 
 def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body over rows ``(player_id, events: array<struct>)``: one put per Arrow batch."""
+    """``mapInArrow`` body over rows ``(game_id, player_id, events: array<struct>)``: one put per
+    Arrow batch."""
     schema = pa.schema(
         [
             ("players", pa.int32()),
@@ -236,7 +242,7 @@ def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> I
     store = ctx.open_store()
     try:
         for batch in batches:
-            players = [(r["player_id"], r["events"]) for r in batch.to_pylist()]
+            players = [((r["game_id"], r["player_id"]), r["events"]) for r in batch.to_pylist()]
             stats = update_players(store, players, ctx)
             yield pa.RecordBatch.from_pylist([stats.to_dict()], schema=schema)
     finally:

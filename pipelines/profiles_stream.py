@@ -7,7 +7,7 @@
 that the session names must already be on its class path.)
 
 It reads the event stream (``playerpulse_stream``) in micro-batches and, in ``foreachBatch``,
-groups each batch's events by player and folds them into the online store on the executors
+groups each batch's events by player, ``(game_id, player_id)``, and folds them into the online store on the executors
 (``pipelines.profile_updates``): the driver only sees one small row of counts per partition.
 Nothing is written to Delta on this path: waiting for a Delta commit before the online write is
 what loses sub-second freshness (shared/NOTES.md); the bronze job keeps the lake's copy of the
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("playerpulse.profiles")
 
 QUERY_NAME = "profiles"
+PLAYER_KEY = ("game_id", "player_id")
+"""A player is the pair: the same player id in two games is folded into two profiles."""
 
 
 def latency_file(settings: Settings) -> Path:
@@ -75,8 +77,8 @@ class ProfileBatchWriter:
         from pyspark.sql import functions as F
 
         started = time.perf_counter()
-        # a shuffle by player, so that one task owns each player's read-modify-write
-        per_player = batch.groupBy("player_id").agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"))
+        # a shuffle by player (game and player id), so that one task owns each player's read-modify-write
+        per_player = batch.groupBy(*PLAYER_KEY).agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"))
         rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id)), STATS_DDL).collect()
         stats = UpdateStats.combine(r.asDict() for r in rows)
         elapsed = (time.perf_counter() - started) * 1000

@@ -1,5 +1,9 @@
 """One prediction for one player: profile → features as of now → champion → content.
 
+A player is the pair ``(game_id, player_id)``: the caller names its game (the game of its API
+key), and only that game's profile of the player id is read, so one game can never score
+another game's player of the same id.
+
 Features are computed at request time from the profile's folded state with the same
 ``FeatureSet`` the batch job used for training (``ProfileState.features``), not read from the
 profile's stored ``features``, which were computed as of the last event and go stale as windows
@@ -53,9 +57,12 @@ class Predictor:
                 self._configs[model] = cfg
         return cfg
 
-    def predict(self, model: str, player_id: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    def predict(
+        self, model: str, game_id: str, player_id: str, context: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """``{"model", "version", "player_id", "prediction", "fallback", "timestamps"}`` (plus
-        ``"reason"`` on fallback). Raises only ``ModelNotFound`` for an undeclared model.
+        ``"reason"`` on fallback) for player ``player_id`` of game ``game_id``. Raises only
+        ``ModelNotFound`` for an undeclared model.
 
         ``context`` is what the game knows about the request (screen, placement); it is accepted
         so the HTTP contract is stable, and no current feature set reads it.
@@ -65,7 +72,7 @@ class Predictor:
         hops: dict[str, int] = {}
         version: int | None = None
         try:
-            profile = self.store.get(player_id)
+            profile = self.store.get(game_id, player_id)
             if profile is None:
                 return self._fallback(cfg, player_id, None, "no_profile", hops, as_of)
             hops = {k: v for k, v in profile.timestamps.items() if k in PROFILE_HOPS}
@@ -79,7 +86,7 @@ class Predictor:
             features = ProfileState.from_dict(profile.state).features(fs, as_of)
             score = champion.predict_proba(features)
         except Exception as exc:
-            log.exception("prediction failed for model %s, player %s", model, player_id)
+            log.exception("prediction failed for model %s, game %s, player %s", model, game_id, player_id)
             return self._fallback(cfg, player_id, version, f"error: {type(exc).__name__}", hops, as_of)
         return {
             "model": model,

@@ -88,35 +88,56 @@ def dynamodb(aws_endpoint: str) -> Iterator[DynamoDBOnlineStore]:
         yield s  # type: ignore[misc]
 
 
-def _profile(player_id: str, version: int = 1) -> Profile:
-    return Profile(player_id=player_id, version=version, as_of=0, features={"f": 1.0}, state={})
+def _profile(player_id: str, version: int = 1, game_id: str = "demo") -> Profile:
+    return Profile(game_id=game_id, player_id=player_id, version=version, as_of=0, features={"f": 1.0}, state={})
 
 
-def test_a_profile_item_holds_player_id_version_and_the_encoded_profile(
+def test_a_profile_item_is_keyed_by_game_and_player_and_holds_version_and_the_encoded_profile(
     dynamodb: DynamoDBOnlineStore, aws_endpoint: str
 ) -> None:
-    dynamodb.put([_profile("p-1", version=7)])
+    dynamodb.put([_profile("p-1", version=7, game_id="alpha")])
     raw = boto3.client("dynamodb", endpoint_url=aws_endpoint)
 
-    item = raw.get_item(TableName=dynamodb.table, Key={"player_id": {"S": "p-1"}})["Item"]
+    item = raw.get_item(TableName=dynamodb.table, Key={"pk": {"S": "alpha#p-1"}})["Item"]
 
-    assert set(item) == {"player_id", "version", "body"}
-    assert item["version"] == {"N": "7"}
+    assert set(item) == {"pk", "game_id", "player_id", "version", "body"}
+    assert (item["game_id"], item["player_id"], item["version"]) == ({"S": "alpha"}, {"S": "p-1"}, {"N": "7"})
     assert decode_profile(item["body"]["B"]).version == 7
 
 
-def test_get_many_reads_more_players_than_one_batch_get_takes(dynamodb: DynamoDBOnlineStore) -> None:
-    ids = [f"p-{n}" for n in range(130)]
-    assert dynamodb.put([_profile(pid) for pid in ids]) == 130
+def test_the_created_table_has_one_string_partition_key_pk(dynamodb: DynamoDBOnlineStore, aws_endpoint: str) -> None:
+    table = boto3.client("dynamodb", endpoint_url=aws_endpoint).describe_table(TableName=dynamodb.table)["Table"]
 
-    assert sorted(dynamodb.get_many([*ids, "nobody"])) == sorted(ids)
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+
+
+def test_get_many_reads_more_players_than_one_batch_get_takes(dynamodb: DynamoDBOnlineStore) -> None:
+    keys = [(game, f"p-{n}") for game in ("alpha", "beta") for n in range(65)]
+    assert dynamodb.put([_profile(pid, game_id=game) for game, pid in keys]) == 130
+
+    assert sorted(dynamodb.get_many([*keys, ("alpha", "nobody")])) == sorted(keys)
 
 
 def test_a_missing_table_is_reported_with_what_to_do(aws_endpoint: str) -> None:
     config = DynamoDBOnlineStoreConfig(table_name=_name("missing"), endpoint_url=aws_endpoint)
 
     with DynamoDBOnlineStore(config) as s, pytest.raises(OnlineStoreError, match="create_if_missing"):
-        s.get("p-1")
+        s.get("demo", "p-1")
+
+
+def test_a_table_keyed_by_player_id_alone_is_refused_with_what_to_do(aws_endpoint: str) -> None:
+    name = _name("legacy")
+    boto3.client("dynamodb", endpoint_url=aws_endpoint).create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "player_id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "player_id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    config = DynamoDBOnlineStoreConfig(table_name=name, endpoint_url=aws_endpoint, create_if_missing=True)
+
+    with pytest.raises(OnlineStoreError, match=r"keyed by \['player_id'\].*partition key 'pk'.*replay"):
+        DynamoDBOnlineStore(config)
 
 
 # --- S3 dead letters ----------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def online() -> Iterator[DynamoDBOnlineStore]:
 
 
 def _profile(player_id: str = "p-1", version: int = 3) -> Profile:
-    return Profile(player_id=player_id, version=version, as_of=0, features={}, state={})
+    return Profile(game_id="demo", player_id=player_id, version=version, as_of=0, features={}, state={})
 
 
 def test_dynamodb_conditional_check_failure_counts_as_not_written(online: DynamoDBOnlineStore) -> None:

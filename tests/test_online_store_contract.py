@@ -32,8 +32,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStor
         yield s
 
 
-def profile(player_id: str = "p-1", version: int = 1) -> Profile:
+def profile(player_id: str = "p-1", version: int = 1, game_id: str = "demo") -> Profile:
     return Profile(
+        game_id=game_id,
         player_id=player_id,
         version=version,
         as_of=1_700_000_000_000 + version,
@@ -52,7 +53,7 @@ def _without_written_at(p: Profile) -> Profile:
 def test_a_put_profile_reads_back_unchanged(store: OnlineStore) -> None:
     store.put([profile()])
 
-    got = store.get("p-1")
+    got = store.get("demo", "p-1")
 
     assert got is not None
     assert _without_written_at(got) == _without_written_at(profile())
@@ -67,7 +68,7 @@ def test_put_stamps_profile_written_at_on_the_stored_profile(store: OnlineStore)
     store.put([profile()])
     after = now_ms()
 
-    got = store.get("p-1")
+    got = store.get("demo", "p-1")
 
     assert got is not None
     assert before <= got.timestamps["profile_written_at"] <= after
@@ -77,31 +78,31 @@ def test_a_newer_version_replaces_the_stored_profile(store: OnlineStore) -> None
     store.put([profile(version=1)])
 
     assert store.put([profile(version=2)]) == 1
-    assert store.get("p-1").version == 2  # type: ignore[union-attr]
+    assert store.get("demo", "p-1").version == 2  # type: ignore[union-attr]
 
 
 def test_an_older_version_never_replaces_a_newer_one(store: OnlineStore) -> None:
     store.put([profile(version=5)])
 
     assert store.put([profile(version=4)]) == 0
-    assert store.get("p-1").version == 5  # type: ignore[union-attr]
+    assert store.get("demo", "p-1").version == 5  # type: ignore[union-attr]
 
 
 def test_an_equal_version_is_not_written_again(store: OnlineStore) -> None:
     store.put([profile(version=5)])
-    first = store.get("p-1")
+    first = store.get("demo", "p-1")
     changed = profile(version=5)
     changed.features["sessions_7d"] = 99
 
     assert store.put([changed]) == 0
-    assert store.get("p-1") == first
+    assert store.get("demo", "p-1") == first
 
 
 def test_only_the_profiles_with_a_newer_version_count_as_written(store: OnlineStore) -> None:
     store.put([profile("p-1", 3), profile("p-2", 3)])
 
     assert store.put([profile("p-1", 2), profile("p-2", 4), profile("p-3", 1)]) == 2
-    assert {pid: store.get(pid).version for pid in ("p-1", "p-2", "p-3")} == {  # type: ignore[union-attr]
+    assert {pid: store.get("demo", pid).version for pid in ("p-1", "p-2", "p-3")} == {  # type: ignore[union-attr]
         "p-1": 3,
         "p-2": 4,
         "p-3": 1,
@@ -111,7 +112,7 @@ def test_only_the_profiles_with_a_newer_version_count_as_written(store: OnlineSt
 def test_two_versions_of_one_player_in_one_batch_leave_the_newest(store: OnlineStore) -> None:
     store.put([profile(version=2), profile(version=1)])
 
-    assert store.get("p-1").version == 2  # type: ignore[union-attr]
+    assert store.get("demo", "p-1").version == 2  # type: ignore[union-attr]
 
 
 def test_put_of_no_profiles_writes_nothing(store: OnlineStore) -> None:
@@ -120,35 +121,35 @@ def test_put_of_no_profiles_writes_nothing(store: OnlineStore) -> None:
 
 
 def test_get_of_an_unknown_player_is_none(store: OnlineStore) -> None:
-    assert store.get("nobody") is None
+    assert store.get("demo", "nobody") is None
 
 
 def test_get_many_returns_the_stored_players_only(store: OnlineStore) -> None:
     store.put([profile("p-1"), profile("p-2")])
 
-    got = store.get_many(["p-1", "nobody", "p-2"])
+    got = store.get_many([("demo", "p-1"), ("demo", "nobody"), ("demo", "p-2")])
 
-    assert sorted(got) == ["p-1", "p-2"]
-    assert got["p-2"].player_id == "p-2"
+    assert sorted(got) == [("demo", "p-1"), ("demo", "p-2")]
+    assert got[("demo", "p-2")].player_id == "p-2"
 
 
 def test_delete_erases_the_profile_and_reports_there_was_one(store: OnlineStore) -> None:
     store.put([profile()])
 
-    assert store.delete("p-1") is True
-    assert store.get("p-1") is None
+    assert store.delete("demo", "p-1") is True
+    assert store.get("demo", "p-1") is None
 
 
 def test_delete_of_an_absent_profile_reports_false(store: OnlineStore) -> None:
     store.put([profile()])
-    store.delete("p-1")
+    store.delete("demo", "p-1")
 
-    assert store.delete("p-1") is False
+    assert store.delete("demo", "p-1") is False
 
 
 def test_a_deleted_player_can_be_written_again_from_any_version(store: OnlineStore) -> None:
     store.put([profile(version=9)])
-    store.delete("p-1")
+    store.delete("demo", "p-1")
 
     assert store.put([profile(version=1)]) == 1
 
@@ -156,10 +157,45 @@ def test_a_deleted_player_can_be_written_again_from_any_version(store: OnlineSto
 def test_count_is_the_number_of_stored_players(store: OnlineStore) -> None:
     store.put([profile("p-1"), profile("p-2"), profile("p-3")])
     store.put([profile("p-1", version=2)])
-    store.delete("p-3")
+    store.delete("demo", "p-3")
 
     assert store.count() == 2
 
 
 def test_count_of_an_empty_store_is_zero(store: OnlineStore) -> None:
     assert store.count() == 0
+
+
+# --- a player is the pair (game_id, player_id) ---------------------------------------------------
+
+
+def test_the_same_player_id_in_two_games_is_two_independent_profiles(store: OnlineStore) -> None:
+    store.put([profile("p-1", version=5, game_id="alpha")])
+
+    assert store.put([profile("p-1", version=2, game_id="beta")]) == 1  # alpha's newer version is not beta's
+    alpha, beta = store.get("alpha", "p-1"), store.get("beta", "p-1")
+    assert (alpha.game_id, alpha.version) == ("alpha", 5)  # type: ignore[union-attr]
+    assert (beta.game_id, beta.version) == ("beta", 2)  # type: ignore[union-attr]
+    assert store.count() == 2
+
+
+def test_a_player_id_of_one_game_is_unknown_in_another(store: OnlineStore) -> None:
+    store.put([profile("p-1", game_id="alpha")])
+
+    assert store.get("beta", "p-1") is None
+
+
+def test_get_many_keys_each_profile_by_its_game_and_player(store: OnlineStore) -> None:
+    store.put([profile("p-1", version=1, game_id="alpha"), profile("p-1", version=2, game_id="beta")])
+
+    got = store.get_many([("alpha", "p-1"), ("beta", "p-1"), ("gamma", "p-1")])
+
+    assert {key: p.version for key, p in got.items()} == {("alpha", "p-1"): 1, ("beta", "p-1"): 2}
+
+
+def test_deleting_a_player_in_one_game_leaves_the_same_id_in_another(store: OnlineStore) -> None:
+    store.put([profile("p-1", game_id="alpha"), profile("p-1", game_id="beta")])
+
+    assert store.delete("alpha", "p-1") is True
+    assert store.get("alpha", "p-1") is None
+    assert store.get("beta", "p-1") is not None

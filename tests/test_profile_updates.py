@@ -14,6 +14,7 @@ from pipelines.profile_updates import UpdateContext, UpdateStats, fold_player, t
 
 NOW = 1_790_000_000_000
 FS = PLAYER_ACTIVITY_V1
+P1 = ("demo", "p1")
 
 
 def ctx(settings: Settings, batch_id: int = 0, dedup_ids: int = 2000) -> UpdateContext:
@@ -44,15 +45,15 @@ def row(
 
 
 def test_rows_at_or_below_the_players_stream_watermark_are_not_folded_again(settings: Settings) -> None:
-    first, _ = fold_player("p1", None, [row(position=3), row(position=5)], FS, ctx(settings), NOW)
-    again, stats = fold_player("p1", first, [row(position=5), row(position=4)], FS, ctx(settings, dedup_ids=0), NOW)
+    first, _ = fold_player(P1, None, [row(position=3), row(position=5)], FS, ctx(settings), NOW)
+    again, stats = fold_player(P1, first, [row(position=5), row(position=4)], FS, ctx(settings, dedup_ids=0), NOW)
     assert again is None
     assert stats.replayed == 2
 
 
 def test_a_new_record_past_the_watermark_is_folded(settings: Settings) -> None:
-    first, _ = fold_player("p1", None, [row(position=3)], FS, ctx(settings), NOW)
-    second, stats = fold_player("p1", first, [row(position=3), row(position=9)], FS, ctx(settings), NOW + 1)
+    first, _ = fold_player(P1, None, [row(position=3)], FS, ctx(settings), NOW)
+    second, stats = fold_player(P1, first, [row(position=3), row(position=9)], FS, ctx(settings), NOW + 1)
     assert second is not None
     assert (stats.replayed, stats.events_applied) == (1, 1)
     assert second.features["session_count_1d"] == 2
@@ -60,15 +61,15 @@ def test_a_new_record_past_the_watermark_is_folded(settings: Settings) -> None:
 
 
 def test_watermarks_are_kept_per_shard(settings: Settings) -> None:
-    first, _ = fold_player("p1", None, [row(position=100, shard="0")], FS, ctx(settings), NOW)
-    second, stats = fold_player("p1", first, [row(position=7, shard="1")], FS, ctx(settings), NOW)
+    first, _ = fold_player(P1, None, [row(position=100, shard="0")], FS, ctx(settings), NOW)
+    second, stats = fold_player(P1, first, [row(position=7, shard="1")], FS, ctx(settings), NOW)
     assert second is not None and stats.events_applied == 1
     assert second.state["applied"]["positions"] == {"0": "100", "1": "7"}
 
 
 def test_version_always_exceeds_the_stored_one_even_if_the_clock_lags(settings: Settings) -> None:
-    first, _ = fold_player("p1", None, [row(position=1)], FS, ctx(settings), NOW)
-    second, _ = fold_player("p1", first, [row(position=2)], FS, ctx(settings), NOW - 10_000)
+    first, _ = fold_player(P1, None, [row(position=1)], FS, ctx(settings), NOW)
+    second, _ = fold_player(P1, first, [row(position=2)], FS, ctx(settings), NOW - 10_000)
     assert first is not None and second is not None
     assert first.version == NOW
     assert second.version == NOW + 1
@@ -77,7 +78,7 @@ def test_version_always_exceeds_the_stored_one_even_if_the_clock_lags(settings: 
 def test_timestamps_are_those_of_the_most_recently_received_event(settings: Settings) -> None:
     late = row(t=NOW - 5000, received_at=NOW - 100, position=2, sent_at=NOW - 4000)
     early = row(t=NOW - 3000, received_at=NOW - 2000, position=1)
-    profile, _ = fold_player("p1", None, [late, early], FS, ctx(settings), NOW)
+    profile, _ = fold_player(P1, None, [late, early], FS, ctx(settings), NOW)
     assert profile is not None
     assert profile.timestamps == {
         "event_time": NOW - 5000 + 3900,
@@ -94,7 +95,7 @@ def test_duplicates_and_quarantined_events_are_counted_apart(settings: Settings)
         row(event_id=dup_id, position=2),
         row("purchase", props={"sku": "gems", "price_usd": -1.0}, position=3),
     ]
-    profile, stats = fold_player("p1", None, rows, FS, ctx(settings), NOW)
+    profile, stats = fold_player(P1, None, rows, FS, ctx(settings), NOW)
     assert (stats.events_applied, stats.duplicates, stats.quarantined) == (1, 1, 1)
     assert profile is not None and profile.features["purchase_count_7d"] == 0
 
@@ -105,7 +106,7 @@ def test_features_are_those_of_profile_state_folded_directly(settings: Settings)
         row("match_end", props={"won": False}, position=2),
         row("level_up", props={"level": 4}, t=NOW - 3 * 86_400_000, position=3),
     ]
-    profile, _ = fold_player("p1", None, rows, FS, ctx(settings), NOW)
+    profile, _ = fold_player(P1, None, rows, FS, ctx(settings), NOW)
     direct = ProfileState()
     for r in sorted(rows, key=lambda r: r["event_time"]):
         direct.apply(FS, {**r, "properties": json.loads(r["properties"])}, r["event_time"], 2000)
@@ -115,10 +116,48 @@ def test_features_are_those_of_profile_state_folded_directly(settings: Settings)
 
 def test_update_players_writes_in_one_put_and_reports_latency(settings: Settings) -> None:
     store = open_online_store(settings.online_store)
-    players = [("p1", [row(position=1)]), ("p2", [row(position=2, shard="1")])]
+    players = [(P1, [row(position=1)]), (("demo", "p2"), [row(position=2, shard="1")])]
     stats = update_players(store, players, ctx(settings), clock=lambda: NOW)
     assert stats.players == 2 and store.count() == 2
     assert len(stats.latency_ms) == 2 and all(ms >= 0 for ms in stats.latency_ms)
+
+
+def test_the_same_player_id_in_two_games_gets_two_profiles_with_their_own_counts(settings: Settings) -> None:
+    store = open_online_store(settings.online_store)
+    players = [
+        (("alpha", "p1"), [row(position=1), row(position=2)]),
+        (("beta", "p1"), [row(position=3, shard="1")]),
+    ]
+
+    stats = update_players(store, players, ctx(settings), clock=lambda: NOW)
+
+    alpha, beta = store.get("alpha", "p1"), store.get("beta", "p1")
+    assert stats.players == 2 and alpha is not None and beta is not None
+    assert (alpha.game_id, alpha.features["session_count_1d"]) == ("alpha", 2)
+    assert (beta.game_id, beta.features["session_count_1d"]) == ("beta", 1)
+
+
+def test_one_games_stream_watermark_does_not_skip_another_games_player(settings: Settings) -> None:
+    store = open_online_store(settings.online_store)
+    update_players(store, [(("alpha", "p1"), [row(position=9)])], ctx(settings), clock=lambda: NOW)
+
+    stats = update_players(store, [(("beta", "p1"), [row(position=5)])], ctx(settings), clock=lambda: NOW + 1)
+
+    assert (stats.events_applied, stats.replayed) == (1, 0)
+    assert store.get("beta", "p1").features["session_count_1d"] == 1  # type: ignore[union-attr]
+
+
+def test_one_games_seen_event_id_is_no_duplicate_for_another_games_player(settings: Settings) -> None:
+    store = open_online_store(settings.online_store)
+    shared_id = str(uuid.uuid4())
+    players = [
+        (("alpha", "p1"), [row(event_id=shared_id, position=1)]),
+        (("beta", "p1"), [row(event_id=shared_id, position=2)]),
+    ]
+
+    stats = update_players(store, players, ctx(settings), clock=lambda: NOW)
+
+    assert (stats.events_applied, stats.duplicates) == (2, 0)
 
 
 def test_stats_rows_from_the_executors_add_up() -> None:

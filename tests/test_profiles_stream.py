@@ -29,6 +29,7 @@ def event(
     props: dict[str, Any] | None = None,
     event_id: str | None = None,
     skew_ms: int = 0,
+    game_id: str = "demo",
 ) -> dict[str, Any]:
     """A normalised event as the collector puts it; ``skew_ms``: how far the device clock runs ahead."""
     received = now_ms()
@@ -37,7 +38,7 @@ def event(
         "schema_version": 1,
         "event_type": event_type,
         "player_id": player,
-        "game_id": "demo",
+        "game_id": game_id,
         "event_time": received - ago_ms + skew_ms,
         "sent_at": received + skew_ms - 20,
         "received_at": received,
@@ -64,10 +65,10 @@ def run_available_now(spark, settings: Settings, checkpoint: str | None = None) 
         query.stop()
 
 
-def profile(settings: Settings, player: str) -> Profile:
+def profile(settings: Settings, player: str, game_id: str = "demo") -> Profile:
     with open_online_store(settings.online_store) as store:
-        found = store.get(player)
-    assert found is not None, f"no profile for {player}"
+        found = store.get(game_id, player)
+    assert found is not None, f"no profile for {player} in game {game_id}"
     return found
 
 
@@ -101,6 +102,22 @@ def test_each_player_gets_the_features_of_profile_state_folded_over_their_events
         assert p.feature_set == FS.full_name
         assert p.features == folded_directly(events, p.as_of, settings).features(FS, p.as_of)
     assert profile(settings, "alice").features["purchase_count_7d"] == 1
+
+
+def test_the_same_player_id_in_two_games_is_folded_into_two_profiles(spark, settings):
+    put(
+        settings,
+        event("mia", "session_start", game_id="alpha"),
+        event("mia", "session_start", game_id="alpha"),
+        event("mia", "session_start", game_id="beta"),
+        event("mia", "purchase", props={"sku": "gems", "price_usd": 3.0}, game_id="beta"),
+    )
+
+    run_available_now(spark, settings)
+
+    alpha, beta = profile(settings, "mia", "alpha"), profile(settings, "mia", "beta")
+    assert (alpha.game_id, alpha.features["session_count_1d"], alpha.features["purchase_count_7d"]) == ("alpha", 2, 0)
+    assert (beta.game_id, beta.features["session_count_1d"], beta.features["purchase_count_7d"]) == ("beta", 1, 1)
 
 
 def test_profile_carries_the_hop_timestamps_of_the_newest_event(spark, settings):
@@ -190,7 +207,7 @@ def test_a_running_query_shows_a_new_event_in_the_profile_within_seconds(spark, 
         while found is None and time.monotonic() < deadline:
             assert query.exception() is None, query.exception()
             with open_online_store(settings.online_store) as store:
-                found = store.get("ivy")
+                found = store.get("demo", "ivy")
             time.sleep(0.05)
     finally:
         query.stop()

@@ -100,13 +100,16 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-def profile(player_id: str, store_views_at: list[int], state: dict[str, Any] | None = None) -> Profile:
+def profile(
+    player_id: str, store_views_at: list[int], state: dict[str, Any] | None = None, game_id: str = "demo"
+) -> Profile:
     folded = ProfileState()
     for i, t in enumerate(store_views_at):
         event = {"event_id": f"{player_id}-{i}", "event_type": "store_view", "properties": {}}
         folded.apply(PLAYER_ACTIVITY_V1, event, t, max_seen=100)
     last = max(store_views_at, default=NOW_MS)
     return Profile(
+        game_id=game_id,
         player_id=player_id,
         version=1,
         as_of=last,
@@ -129,6 +132,8 @@ def store(tmp_path: Path) -> SqliteOnlineStore:
             profile("lukewarm", [NOW_MS - hour]),
             profile("keen_yesterday", [NOW_MS - DAY_MS - i * 60_000 for i in range(5)]),
             profile("corrupt", [NOW_MS - hour], state={"days": {"2026-11-28": {"store_view": "garbage"}}}),
+            # the same player id in another game: a player who has never viewed the store there
+            profile("keen", [], game_id="rival"),
         ]
     )
     yield s
@@ -149,65 +154,80 @@ def predictor(registry: Settings, store: SqliteOnlineStore) -> Predictor:
 
 
 def test_a_known_player_gets_a_score_and_the_content_of_its_tier(predictor: Predictor) -> None:
-    out = predictor.predict("offer", "keen", {"placement": "store"})
+    out = predictor.predict("offer", "demo", "keen", {"placement": "store"})
     assert set(out) == {"model", "version", "player_id", "prediction", "fallback", "timestamps"}
     assert (out["model"], out["version"], out["player_id"], out["fallback"]) == ("offer", 1, "keen", False)
     assert out["prediction"]["score"] > 0.5
     assert out["prediction"] == {"score": out["prediction"]["score"], **TIERS[0]["content"]}
 
 
+def test_a_prediction_reads_the_profile_of_the_callers_game_not_another_games_same_id(
+    predictor: Predictor,
+) -> None:
+    in_demo = predictor.predict("offer", "demo", "keen")
+    in_rival = predictor.predict("offer", "rival", "keen")
+
+    assert in_demo["prediction"]["offer"] == "premium_bundle"
+    assert (in_rival["fallback"], in_rival["prediction"]["offer"]) == (False, "free_daily_gift")
+
+
+def test_a_player_known_in_another_game_only_gets_the_fallback(predictor: Predictor) -> None:
+    out = predictor.predict("offer", "rival", "lukewarm")
+    assert out["fallback"] is True and out["reason"] == "no_profile"
+
+
 def test_a_low_score_gets_the_lowest_tier(predictor: Predictor) -> None:
-    out = predictor.predict("offer", "lukewarm", None)
+    out = predictor.predict("offer", "demo", "lukewarm", None)
     assert out["prediction"]["score"] < 0.5 and out["prediction"]["offer"] == "free_daily_gift"
 
 
 def test_features_are_computed_as_of_the_request_not_as_of_the_last_event(predictor: Predictor) -> None:
-    stored = predictor.store.get("keen_yesterday")
+    stored = predictor.store.get("demo", "keen_yesterday")
     assert stored is not None and stored.features["store_view_count_1d"] == 5
-    out = predictor.predict("offer", "keen_yesterday")
+    out = predictor.predict("offer", "demo", "keen_yesterday")
     assert out["prediction"]["offer"] == "free_daily_gift"  # today's window holds no store view
 
 
 def test_the_timestamps_carry_every_hop_for_end_to_end_latency(predictor: Predictor) -> None:
-    ts = predictor.predict("offer", "keen")["timestamps"]
+    ts = predictor.predict("offer", "demo", "keen")["timestamps"]
     assert ts["event_time"] < ts["received_at"] < ts["stream_at"] < ts["processed_at"] <= ts["profile_written_at"]
     assert ts["served_at"] == NOW_MS and ts["features_as_of"] == NOW_MS
 
 
 def test_an_unknown_player_gets_the_fallback_content(predictor: Predictor) -> None:
-    out = predictor.predict("offer", "stranger")
+    out = predictor.predict("offer", "demo", "stranger")
     assert out["fallback"] is True and out["reason"] == "no_profile"
     assert out["prediction"] == {"score": None, **FALLBACK}
     assert out["timestamps"] == {"served_at": NOW_MS}
 
 
 def test_a_declared_model_without_a_champion_answers_with_the_fallback(predictor: Predictor) -> None:
-    out = predictor.predict("offer_new", "keen")
+    out = predictor.predict("offer_new", "demo", "keen")
     assert (out["fallback"], out["reason"], out["version"]) == (True, "no_champion", None)
     assert out["prediction"]["offer"] == "fallback_gift"
 
 
 def test_a_failure_while_predicting_answers_with_the_fallback_not_an_exception(predictor: Predictor) -> None:
-    out = predictor.predict("offer", "corrupt")
+    out = predictor.predict("offer", "demo", "corrupt")
     assert out["fallback"] is True and out["reason"].startswith("error: ")
     assert out["prediction"]["offer"] == "fallback_gift"
 
 
 def test_an_undeclared_model_is_not_found(predictor: Predictor) -> None:
     with pytest.raises(ModelNotFound):
-        predictor.predict("churn_risk", "keen")
+        predictor.predict("churn_risk", "demo", "keen")
 
 
 def test_a_promotion_is_picked_up_once_the_cache_expires(registry: Settings, store: SqliteOnlineStore) -> None:
     clock = FakeClock()
     predictor = Predictor(registry, store, ChampionCache(registry, clock=clock), clock_ms=lambda: NOW_MS)
-    assert predictor.predict("offer_two", "keen")["version"] == 1
+    assert predictor.predict("offer_two", "demo", "keen")["version"] == 1
 
     tracking_client(registry).set_registered_model_alias("offer_two", "champion", "2")
     clock.now += 29
-    assert predictor.predict("offer_two", "keen")["version"] == 1
+    assert predictor.predict("offer_two", "demo", "keen")["version"] == 1
     clock.now += 2
-    out = predictor.predict("offer_two", "keen")
+    out = predictor.predict("offer_two", "demo", "keen")
     assert out["version"] == 2 and out["prediction"]["score"] < 0.5
 
 
@@ -237,7 +257,7 @@ def test_the_champion_loads_from_the_configured_registry_whatever_the_process_de
     mlflow.set_tracking_uri(elsewhere)
     mlflow.set_registry_uri(elsewhere)
     try:
-        out = Predictor(registry, store, clock_ms=lambda: NOW_MS).predict("offer", "keen", {})
+        out = Predictor(registry, store, clock_ms=lambda: NOW_MS).predict("offer", "demo", "keen", {})
     finally:
         mlflow.set_tracking_uri(before[0])
         mlflow.set_registry_uri(before[1])

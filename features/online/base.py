@@ -8,14 +8,19 @@ from typing import Any
 
 import msgspec
 
+PlayerKey = tuple[str, str]
+"""``(game_id, player_id)``: a player is the pair, so the same player id in two games is two
+players with two profiles (shared/ARCHITECTURE.md, "Identity")."""
+
 
 class Profile(msgspec.Struct, kw_only=True):
     """A player's online profile: folded state, features as of ``as_of``, and hop timestamps."""
 
+    game_id: str
     player_id: str
     version: int
-    """Monotonic per player (the streaming job's processing time in epoch ms, bumped past the
-    stored version): an older write never replaces a newer."""
+    """Monotonic per player, i.e. per ``(game_id, player_id)`` (the streaming job's processing
+    time in epoch ms, bumped past the stored version): an older write never replaces a newer."""
     as_of: int
     """Epoch ms the ``features`` were computed as of."""
     features: dict[str, float | int | None]
@@ -24,6 +29,11 @@ class Profile(msgspec.Struct, kw_only=True):
     """Latest event's hops: ``event_time``, ``received_at``, ``stream_at``, ``processed_at``,
     and ``profile_written_at`` (stamped by the store on write)."""
     feature_set: str = ""
+
+    @property
+    def key(self) -> PlayerKey:
+        """``(game_id, player_id)``, the profile's identity in every store."""
+        return (self.game_id, self.player_id)
 
 
 _encoder = msgspec.json.Encoder()
@@ -39,25 +49,30 @@ def decode_profile(data: bytes | str) -> Profile:
 
 
 class OnlineStore(ABC):
+    """Profiles keyed by ``(game_id, player_id)``: every read, write and erasure names the game,
+    so one game's player can never see, overwrite or erase another game's player of the same id."""
+
     @abstractmethod
     def put(self, profiles: Sequence[Profile]) -> int:
-        """Write each profile unless the stored one has an equal or higher ``version``; stamps
-        ``timestamps['profile_written_at']``. Returns how many were written."""
+        """Write each profile unless the stored one of the same ``(game_id, player_id)`` has an
+        equal or higher ``version``; stamps ``timestamps['profile_written_at']``. Returns how
+        many were written."""
 
     @abstractmethod
-    def get(self, player_id: str) -> Profile | None: ...
+    def get(self, game_id: str, player_id: str) -> Profile | None: ...
 
-    def get_many(self, player_ids: Sequence[str]) -> dict[str, Profile]:
+    def get_many(self, keys: Sequence[PlayerKey]) -> dict[PlayerKey, Profile]:
+        """The stored profiles among ``keys`` (``(game_id, player_id)`` pairs), by pair."""
         out = {}
-        for pid in player_ids:
-            p = self.get(pid)
+        for game_id, player_id in keys:
+            p = self.get(game_id, player_id)
             if p is not None:
-                out[pid] = p
+                out[(game_id, player_id)] = p
         return out
 
     @abstractmethod
-    def delete(self, player_id: str) -> bool:
-        """Erase a player's profile (privacy); True if there was one."""
+    def delete(self, game_id: str, player_id: str) -> bool:
+        """Erase one game's player's profile (privacy); True if there was one."""
 
     @abstractmethod
     def count(self) -> int: ...

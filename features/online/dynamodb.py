@@ -1,9 +1,22 @@
 """DynamoDB as the online store (the cloud profile): one item per player.
 
-Item: ``player_id`` (S, the partition key), ``version`` (N) and ``body`` (B, the msgspec JSON of
-the ``Profile``). The version lives outside the body so that a condition expression can refuse
-an older write on the server, which keeps concurrent or replayed micro-batches from ever moving
-a profile backwards.
+A player is the pair ``(game_id, player_id)``. Key schema: one string partition key ``pk`` =
+``f"{game_id}#{player_id}"``, no sort key. Item: ``pk`` (S), ``game_id`` (S) and ``player_id``
+(S) as plain attributes (for exports, scans and erasure by game), ``version`` (N) and ``body``
+(B, the msgspec JSON of the ``Profile``).
+
+Why one composite partition key and not ``game_id`` as partition key with ``player_id`` as
+sort key: DynamoDB spreads load by partition key, and one partition key value is served by
+one partition (about 3,000 reads and 1,000 writes a second). Keyed by game, every player of a
+big game would share one hot partition; keyed by the pair, a game's players spread over the
+whole table, and serving only ever reads one player at a time, so nothing needs a range query
+within a game. The key is unambiguous because player ids cannot hold ``#``
+(``features.contract.PLAYER_ID_PATTERN``): the last ``#`` always ends the game id, whatever
+the configured game ids hold.
+
+The version lives outside the body so that a condition expression can refuse an older write on
+the server, which keeps concurrent or replayed micro-batches from ever moving a profile
+backwards.
 """
 
 from __future__ import annotations
@@ -22,10 +35,24 @@ from botocore.exceptions import BotoCoreError, ClientError
 from features.config import DynamoDBOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError
-from features.online.base import OnlineStore, Profile, decode_profile, encode_profile
+from features.online.base import OnlineStore, PlayerKey, Profile, decode_profile, encode_profile
 
-_NEWER_ONLY = "attribute_not_exists(player_id) OR version < :v"
+_NEWER_ONLY = "attribute_not_exists(pk) OR version < :v"
 _BATCH_GET_KEYS = 100
+KEY_SCHEMA = [{"AttributeName": "pk", "KeyType": "HASH"}]
+"""The table's key: one string partition key ``pk`` (see the module docstring)."""
+
+
+def partition_key(game_id: str, player_id: str) -> str:
+    """``f"{game_id}#{player_id}"``; refuses a player id holding ``#``, which could otherwise
+    name another game's player (``"a#b" + "#" + "c"`` = ``"a" + "#" + "b#c"``)."""
+    if "#" in player_id:
+        raise ValueError(f"player id {player_id!r} holds '#', which player ids cannot (PLAYER_ID_PATTERN)")
+    return f"{game_id}#{player_id}"
+
+
+def _storable(player_id: str) -> bool:
+    return "#" not in player_id
 
 
 class DynamoDBOnlineStore(OnlineStore):
@@ -73,22 +100,33 @@ class DynamoDBOnlineStore(OnlineStore):
         """Create the table (on-demand billing) and wait until it is ACTIVE."""
         try:
             try:
-                status = self._client.describe_table(TableName=self.table)["Table"]["TableStatus"]
+                table = self._client.describe_table(TableName=self.table)["Table"]
+                status = table["TableStatus"]
             except self._client.exceptions.ResourceNotFoundException:
                 with contextlib.suppress(self._client.exceptions.ResourceInUseException):  # made meanwhile
                     self._client.create_table(
                         TableName=self.table,
-                        AttributeDefinitions=[{"AttributeName": "player_id", "AttributeType": "S"}],
-                        KeySchema=[{"AttributeName": "player_id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                        KeySchema=KEY_SCHEMA,
                         BillingMode="PAY_PER_REQUEST",
                     )
-                status = "CREATING"
+                status, key_schema = "CREATING", KEY_SCHEMA
+            else:
+                key_schema = table["KeySchema"]
             if status != "ACTIVE":
                 self._client.get_waiter("table_exists").wait(
                     TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
                 )
         except (BotoCoreError, ClientError) as exc:
             raise self._error("create or wait for the table", exc) from exc
+        if key_schema != KEY_SCHEMA:
+            # a table made before profiles were per game: its writes would all fail
+            keys = [k["AttributeName"] for k in key_schema]
+            raise OnlineStoreError(
+                f"DynamoDB table '{self.table}' is keyed by {keys}, but profiles are keyed by the string "
+                "partition key 'pk' = game_id#player_id: point table_name at a new table (or delete this one) "
+                "and replay the stream into it (`playerpulse stream profiles --available-now`)"
+            )
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -120,7 +158,17 @@ class DynamoDBOnlineStore(OnlineStore):
 
     @staticmethod
     def _item(p: Profile) -> dict[str, Any]:
-        return {"player_id": {"S": p.player_id}, "version": {"N": str(p.version)}, "body": {"B": encode_profile(p)}}
+        try:
+            pk = partition_key(p.game_id, p.player_id)
+        except ValueError as exc:
+            raise OnlineStoreError(f"profile not written: {exc}") from None
+        return {
+            "pk": {"S": pk},
+            "game_id": {"S": p.game_id},
+            "player_id": {"S": p.player_id},
+            "version": {"N": str(p.version)},
+            "body": {"B": encode_profile(p)},
+        }
 
     def _put_one(self, item: dict[str, Any]) -> bool | Exception:
         """True if written, False if a newer or equal version was already stored."""
@@ -146,11 +194,14 @@ class DynamoDBOnlineStore(OnlineStore):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def get(self, player_id: str) -> Profile | None:
+    def get(self, game_id: str, player_id: str) -> Profile | None:
+        """``None`` also for a player id no profile can have (one holding ``#``)."""
+        if not _storable(player_id):
+            return None
         try:
             resp = self._client.get_item(
                 TableName=self.table,
-                Key={"player_id": {"S": player_id}},
+                Key={"pk": {"S": partition_key(game_id, player_id)}},
                 ProjectionExpression="body",
                 ConsistentRead=self.config.consistent_reads,
             )
@@ -159,14 +210,15 @@ class DynamoDBOnlineStore(OnlineStore):
         item = resp.get("Item")
         return decode_profile(item["body"]["B"]) if item else None
 
-    def get_many(self, player_ids: Sequence[str]) -> dict[str, Profile]:
+    def get_many(self, keys: Sequence[PlayerKey]) -> dict[PlayerKey, Profile]:
         """BatchGetItem, 100 keys per call, re-asking for keys DynamoDB left unprocessed."""
-        out: dict[str, Profile] = {}
-        unique = list(dict.fromkeys(player_ids))
+        out: dict[PlayerKey, Profile] = {}
+        unique = [(g, p) for g, p in dict.fromkeys(keys) if _storable(p)]
         for start in range(0, len(unique), _BATCH_GET_KEYS):
+            chunk = unique[start : start + _BATCH_GET_KEYS]
             request: dict[str, Any] = {
                 self.table: {
-                    "Keys": [{"player_id": {"S": pid}} for pid in unique[start : start + _BATCH_GET_KEYS]],
+                    "Keys": [{"pk": {"S": partition_key(g, p)}} for g, p in chunk],
                     "ProjectionExpression": "body",
                     "ConsistentRead": self.config.consistent_reads,
                 }
@@ -178,7 +230,7 @@ class DynamoDBOnlineStore(OnlineStore):
                     resp = self._client.batch_get_item(RequestItems=request)
                     for item in resp.get("Responses", {}).get(self.table, []):
                         profile = decode_profile(item["body"]["B"])
-                        out[profile.player_id] = profile
+                        out[profile.key] = profile
                     request = resp.get("UnprocessedKeys") or {}
                     if not request:
                         break
@@ -186,10 +238,12 @@ class DynamoDBOnlineStore(OnlineStore):
                 raise self._error("read profiles", exc) from exc
         return out
 
-    def delete(self, player_id: str) -> bool:
+    def delete(self, game_id: str, player_id: str) -> bool:
+        if not _storable(player_id):
+            return False
         try:
             resp = self._client.delete_item(
-                TableName=self.table, Key={"player_id": {"S": player_id}}, ReturnValues="ALL_OLD"
+                TableName=self.table, Key={"pk": {"S": partition_key(game_id, player_id)}}, ReturnValues="ALL_OLD"
             )
         except (BotoCoreError, ClientError) as exc:
             raise self._error("delete a profile", exc) from exc
