@@ -19,6 +19,7 @@ from rich.console import Console
 from features.config import Settings, load_settings
 from features.errors import PlayerPulseError
 from playerpulse.autoscale_command import stream_autoscale
+from playerpulse.cost.command import cost_app
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -35,6 +36,7 @@ stream_app = typer.Typer(help="Streaming jobs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(stream_app, name="stream")
 stream_app.command("autoscale")(stream_autoscale)
+app.add_typer(cost_app, name="cost")
 
 Env = Annotated[
     str | None,
