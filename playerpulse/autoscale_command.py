@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from features.config import KinesisStreamConfig, load_settings
 from features.errors import ConfigError
-from features.streams.kinesis_scaling import KinesisAutoscaler, StepResult
 
 console = Console()
+
+
+if TYPE_CHECKING:  # boto3 loads only when the command runs, not with every CLI start
+    from features.streams.kinesis_scaling import StepResult
 
 
 def _describe(result: StepResult) -> str:
@@ -49,6 +52,8 @@ def stream_autoscale(
             f"stream autoscale sizes a Kinesis stream, but env '{settings.env}' uses the "
             f"{settings.stream.backend} stream (fixed shards): run it with --env aws"
         )
+    from features.streams.kinesis_scaling import KinesisAutoscaler
+
     scaler = KinesisAutoscaler(settings.stream, settings.stream_autoscaling)
     try:
         while True:
