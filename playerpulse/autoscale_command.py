@@ -20,7 +20,7 @@ console = Console()
 
 
 if TYPE_CHECKING:  # boto3 loads only when the command runs, not with every CLI start
-    from features.streams.kinesis_scaling import StepResult
+    from features.streams.kinesis_autoscaler import StepResult
 
 
 def _describe(result: StepResult) -> str:
@@ -52,7 +52,7 @@ def stream_autoscale(
             f"stream autoscale sizes a Kinesis stream, but env '{settings.env}' uses the "
             f"{settings.stream.backend} stream (fixed shards): run it with --env aws"
         )
-    from features.streams.kinesis_scaling import KinesisAutoscaler
+    from features.streams.kinesis_autoscaler import KinesisAutoscaler
 
     scaler = KinesisAutoscaler(settings.stream, settings.stream_autoscaling)
     try:

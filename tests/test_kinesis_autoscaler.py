@@ -21,13 +21,8 @@ from hypothesis import strategies as st
 
 from features.config import KinesisStreamConfig, StreamAutoscalingConfig, conf_dir
 from features.streams.kinesis import KinesisStream
-from features.streams.kinesis_scaling import (
-    UPDATES_TAG,
-    KinesisAutoscaler,
-    Throughput,
-    decide,
-    utilisation,
-)
+from features.streams.kinesis_autoscaler import KinesisAutoscaler
+from features.streams.kinesis_scaling import UPDATES_TAG, Throughput, decide, utilisation
 from playerpulse.cli import main
 
 MiB = 1024 * 1024
