@@ -1,0 +1,142 @@
+"""One model's AWS Lambda package: the handler's code, its champion as files, and its requirements.
+
+The zip holds, at its root (Lambda's ``/var/task``):
+
+- ``features/`` and ``serving/`` (without ``serving/deploy``, which is build-time code that
+  imports MLflow) and ``conf/*.yaml``, which ``load_settings`` reads from next to ``features``;
+- ``model/``: the champion resolved through the registry (``models:/NAME@champion``) exported
+  as xgboost's native ``model.ubj`` with ``metadata.json`` (``serving.model_files``, the format
+  the handler loads) and the model's declaration ``NAME.yaml``;
+- the pinned runtime requirements (``serving.deploy.requirements``).
+
+The champion is checked against its declaration before anything is written, as the function
+would check it at cold start, so a mismatch fails here rather than in AWS. Lambda refuses a
+zip over 50 MB for direct upload and anything over 250 MB unzipped; the builder refuses them
+first and says what to trim.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.config import Settings, repo_root
+from features.errors import PlayerPulseError
+from features.model_config import load_model_config, model_config_path
+from serving.deploy.requirements import SKIPPED_SUFFIXES, RequirementsLayer, requirements_layer
+
+
+@dataclass(frozen=True)
+class SizeLimits:
+    zipped_bytes: int = 50 * 1024 * 1024
+    """Lambda's limit for a zip uploaded directly with the API (``ZipFile``)."""
+    unzipped_bytes: int = 250 * 1024 * 1024
+    """Lambda's limit for the unzipped function (code and layers together)."""
+
+
+LAMBDA_LIMITS = SizeLimits()
+
+CODE_PACKAGES = ("features", "serving")
+EXCLUDED_CODE = ("serving/deploy",)
+"""Build-time code that the handler never imports (and that would pull MLflow in)."""
+HANDLER = "serving.model_function.handler"
+MODEL_ENV = "PLAYERPULSE_MODEL"
+
+
+@dataclass(frozen=True)
+class PackageReport:
+    model: str
+    version: int
+    path: Path
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+    requirements: RequirementsLayer
+    limits: SizeLimits = LAMBDA_LIMITS
+
+    def summary(self) -> str:
+        cache = "reused from cache" if self.requirements.reused else "installed"
+        return (
+            f"{self.path}: {self.model} v{self.version}, {self.files} files, "
+            f"{self.zipped_bytes / 1e6:.1f} MB zipped (limit {self.limits.zipped_bytes / 1e6:.1f}), "
+            f"{self.unzipped_bytes / 1e6:.1f} MB unzipped (limit {self.limits.unzipped_bytes / 1e6:.1f}); "
+            f"requirements {cache} ({self.requirements.folder})"
+        )
+
+
+def lambda_cache_dir(settings: Settings) -> Path:
+    return Path(settings.workdir) / "lambda"
+
+
+def default_package_path(settings: Settings, model: str) -> Path:
+    """Where ``playerpulse models package NAME`` writes, and ``models deploy NAME`` reads, by default."""
+    return lambda_cache_dir(settings) / "packages" / f"{model}.zip"
+
+
+def _files(root: Path, base: Path, excluded: tuple[str, ...] = ()) -> Iterator[tuple[Path, str]]:
+    """``(file, name in zip)`` under ``root`` with names relative to ``base``, in a stable order."""
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(base).as_posix()
+        if not path.is_file() or path.name.startswith(".") or path.suffix in SKIPPED_SUFFIXES:
+            continue
+        if "__pycache__" in path.parts or any(rel == e or rel.startswith(e + "/") for e in excluded):
+            continue
+        yield path, rel
+
+
+def _export_champion(settings: Settings, model: str, folder: Path) -> int:
+    """Resolve ``models:/MODEL@champion``, check it against its declaration, write ``model/``."""
+    from serving.model_files import check_features, save_champion
+    from serving.models import ChampionCache
+
+    cfg = load_model_config(settings, model)
+    champion = ChampionCache(settings).get(model)
+    check_features(champion, cfg)
+    save_champion(champion, folder)
+    (folder / f"{model}.yaml").write_bytes(model_config_path(settings, model).read_bytes())
+    return champion.version
+
+
+def package_model(
+    settings: Settings, model: str, out_dir: Path | None = None, limits: SizeLimits = LAMBDA_LIMITS
+) -> PackageReport:
+    """Build ``MODEL.zip`` in ``out_dir`` (default: the work folder's ``lambda/packages``)."""
+    import tempfile
+
+    out = (out_dir / f"{model}.zip") if out_dir is not None else default_package_path(settings, model)
+    root = repo_root()
+    with tempfile.TemporaryDirectory(prefix=f"pp-package-{model}-") as tmp:
+        staging = Path(tmp)
+        version = _export_champion(settings, model, staging / "model")  # fails fast: no champion, no pip
+        layer = requirements_layer(lambda_cache_dir(settings))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        entries: list[tuple[Path, str]] = []
+        for pkg in CODE_PACKAGES:
+            entries += _files(root / pkg, root, EXCLUDED_CODE)
+        entries += [(p, f"conf/{p.name}") for p in sorted((root / "conf").glob("*.yaml"))]
+        entries += _files(staging / "model", staging)
+        entries += _files(layer.folder, layer.folder)
+        unzipped = sum(p.stat().st_size for p, _ in entries)
+        if unzipped > limits.unzipped_bytes:
+            raise PlayerPulseError(
+                f"the package for '{model}' would be {unzipped / 1e6:.1f} MB unzipped, over Lambda's "
+                f"{limits.unzipped_bytes / 1e6:.1f} MB limit: remove requirements the handler does not import "
+                "from serving/deploy/requirements-lambda.txt (or prune them in serving/deploy/requirements.py)"
+            )
+        partial = out.with_suffix(".zip.partial")
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+            for path, name in entries:
+                zf.write(path, name)
+    zipped = partial.stat().st_size
+    if zipped > limits.zipped_bytes:
+        partial.unlink()
+        raise PlayerPulseError(
+            f"the package for '{model}' is {zipped / 1e6:.1f} MB zipped, over Lambda's "
+            f"{limits.zipped_bytes / 1e6:.1f} MB direct-upload limit: remove requirements the handler does "
+            "not import from serving/deploy/requirements-lambda.txt (or prune them in serving/deploy/requirements.py)"
+        )
+    os.replace(partial, out)
+    return PackageReport(model, version, out, zipped, unzipped, len(entries), layer, limits)

@@ -1,0 +1,140 @@
+"""The requirements layer of a Lambda package: pinned wheels for the Lambda runtime, installed once.
+
+``pip install --target`` of ``requirements-lambda.txt`` for the python3.11 runtime's platform
+takes half a minute; the result depends only on that list, the platform and the pruning rules,
+so it is kept under the work folder in a folder named by their digest and every later package
+reuses it. A half-finished install never becomes the cache: pip writes into a scratch folder
+that is renamed into place only when it completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from features.errors import PlayerPulseError
+
+REQUIREMENTS_FILE = Path(__file__).with_name("requirements-lambda.txt")
+PLATFORM = "manylinux2014_x86_64"
+"""Amazon Linux 2 (glibc 2.26) under the python3.11 runtime: manylinux_2_28 wheels would not load."""
+PYTHON_VERSION = "3.11"
+RUNTIME = "python3.11"
+ARCHITECTURE = "x86_64"
+
+PRUNED: dict[str, str] = {
+    **{
+        f"scipy/{sub}": "xgboost imports only scipy.sparse (with scipy.linalg, scipy.special and scipy._lib)"
+        for sub in (
+            "cluster",
+            "datasets",
+            "differentiate",
+            "fft",
+            "fftpack",
+            "integrate",
+            "interpolate",
+            "io",
+            "misc",
+            "ndimage",
+            "odr",
+            "optimize",
+            "signal",
+            "spatial",
+            "stats",
+        )
+    },
+    "scipy/**/tests": "scipy's own test suites",
+}
+"""Folders removed from the installed requirements, with the reason. Without them the package
+is ~45 MB zipped instead of ~56 MB, under Lambda's 50 MB direct-upload limit. numpy's ``tests``
+folders stay: ``numpy.testing`` imports from one of them."""
+
+SKIPPED_SUFFIXES = (".pyc", ".pyi", ".pxd", ".h")
+"""Files never shipped: bytecode compiled for this machine, type stubs, Cython and C headers."""
+
+
+@dataclass(frozen=True)
+class RequirementsLayer:
+    folder: Path
+    digest: str
+    reused: bool
+    """True when the folder came from the cache rather than a fresh pip install."""
+
+
+def requirements_digest(requirements: Path = REQUIREMENTS_FILE) -> str:
+    """What the layer's contents depend on: the pinned list, the target platform and the pruning."""
+    spec = {
+        "requirements": requirements.read_text(),
+        "platform": PLATFORM,
+        "python": PYTHON_VERSION,
+        "pruned": sorted(PRUNED),
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _pip_install(requirements: Path, target: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-warn-conflicts",
+        "--no-compile",
+        "--no-deps",
+        "--target",
+        str(target),
+        "--platform",
+        PLATFORM,
+        "--implementation",
+        "cp",
+        "--python-version",
+        PYTHON_VERSION,
+        "--only-binary=:all:",
+        "-r",
+        str(requirements),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
+        raise PlayerPulseError(
+            f"pip could not install the Lambda requirements ({requirements}) for {PLATFORM}, "
+            f"Python {PYTHON_VERSION}:\n{tail}\n"
+            "check that PyPI (or your index) is reachable and that every pinned version has a wheel for that platform"
+        )
+
+
+def _prune(folder: Path) -> None:
+    for pattern in PRUNED:
+        for path in list(folder.glob(pattern)):
+            if path.is_dir():
+                shutil.rmtree(path)
+    for path in list(folder.rglob("__pycache__")):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def requirements_layer(cache_root: Path, requirements: Path = REQUIREMENTS_FILE) -> RequirementsLayer:
+    """The installed, pruned requirements for the Lambda runtime, from ``cache_root`` if built before."""
+    digest = requirements_digest(requirements)
+    folder = cache_root / f"requirements-{digest}"
+    if (folder / ".complete").is_file():
+        return RequirementsLayer(folder, digest, reused=True)
+    cache_root.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".requirements-{digest}-", dir=cache_root))
+    try:
+        _pip_install(requirements, scratch)
+        _prune(scratch)
+        (scratch / ".complete").write_text(requirements.read_text())
+        if folder.exists():  # an incomplete leftover of an interrupted run
+            shutil.rmtree(folder)
+        scratch.rename(folder)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+    return RequirementsLayer(folder, digest, reused=False)
