@@ -20,6 +20,7 @@ from features.config import Settings, load_settings
 from features.errors import PlayerPulseError
 from playerpulse.autoscale_command import stream_autoscale
 from playerpulse.cost.command import cost_app
+from playerpulse.deploy_commands import infra_app, lambda_rollback, models_deploy, models_package
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -37,6 +38,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(stream_app, name="stream")
 stream_app.command("autoscale")(stream_autoscale)
 app.add_typer(cost_app, name="cost")
+models_app.command("package")(models_package)
+models_app.command("deploy")(models_deploy)
+app.add_typer(infra_app, name="infra")
 
 Env = Annotated[
     str | None,
@@ -210,10 +214,18 @@ def models_list(env: Env = None, workdir: Workdir = None) -> None:
 
 
 @models_app.command("rollback")
-def models_rollback(model: Annotated[str, typer.Argument()], env: Env = None, workdir: Workdir = None) -> None:
-    """Give the champion alias back to the previous champion."""
+def models_rollback(
+    model: Annotated[str, typer.Argument()],
+    lambda_: Annotated[bool, typer.Option("--lambda", help="Move the Lambda alias back a version instead.")] = False,
+    alias: Annotated[str, typer.Option(help="The Lambda alias to move (with --lambda).")] = "live",
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Give the champion alias back to the previous champion (or, with --lambda, the function's alias)."""
     from training.promote import rollback
 
+    if lambda_:
+        return lambda_rollback(model, alias)
     settings = _settings(env, workdir)
     console.print(rollback(settings, model))
 

@@ -194,7 +194,7 @@ def test_the_package_reports_its_sizes_within_lambdas_limits(package: PackageRep
         unzipped = sum(i.file_size for i in zf.infolist())
     assert package.zipped_bytes == package.path.stat().st_size <= 50 * 1024 * 1024
     assert package.unzipped_bytes == unzipped <= 250 * 1024 * 1024
-    assert f"{package.zipped_bytes / 1e6:.1f} MB zipped" in package.summary()
+    assert f"{package.zipped_bytes / 2**20:.1f} MiB zipped (Lambda's limit 50.0 MiB)" in package.summary()
 
 
 def test_a_second_package_reuses_the_cached_requirements(package: PackageReport, registry: Settings) -> None:
@@ -214,8 +214,8 @@ def test_a_package_over_the_zipped_limit_is_refused_and_not_written(
 def test_a_package_over_the_unzipped_limit_is_refused_before_zipping(
     package: PackageReport, registry: Settings, tmp_path: Path
 ) -> None:
-    with pytest.raises(PlayerPulseError, match=r"MB unzipped, over Lambda's 100\.0 MB limit"):
-        package_model(registry, MODEL, tmp_path, limits=SizeLimits(unzipped_bytes=100_000_000))
+    with pytest.raises(PlayerPulseError, match=r"MiB unzipped, over Lambda's 100\.0 MiB limit"):
+        package_model(registry, MODEL, tmp_path, limits=SizeLimits(unzipped_bytes=100 * 2**20))
     assert list(tmp_path.iterdir()) == []
 
 

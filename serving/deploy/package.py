@@ -18,6 +18,7 @@ first and says what to trim.
 from __future__ import annotations
 
 import os
+import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,10 +62,20 @@ class PackageReport:
         cache = "reused from cache" if self.requirements.reused else "installed"
         return (
             f"{self.path}: {self.model} v{self.version}, {self.files} files, "
-            f"{self.zipped_bytes / 1e6:.1f} MB zipped (limit {self.limits.zipped_bytes / 1e6:.1f}), "
-            f"{self.unzipped_bytes / 1e6:.1f} MB unzipped (limit {self.limits.unzipped_bytes / 1e6:.1f}); "
+            f"{_mib(self.zipped_bytes)} zipped (Lambda's limit {_mib(self.limits.zipped_bytes)}), "
+            f"{_mib(self.unzipped_bytes)} unzipped (limit {_mib(self.limits.unzipped_bytes)}); "
             f"requirements {cache} ({self.requirements.folder})"
         )
+
+
+_TRIM = (
+    "remove requirements the handler does not import from serving/deploy/requirements-lambda.txt "
+    "(or prune more of them in serving/deploy/requirements.py)"
+)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
 
 
 def lambda_cache_dir(settings: Settings) -> Path:
@@ -118,25 +129,24 @@ def package_model(
             entries += _files(root / pkg, root, EXCLUDED_CODE)
         entries += [(p, f"conf/{p.name}") for p in sorted((root / "conf").glob("*.yaml"))]
         entries += _files(staging / "model", staging)
-        entries += _files(layer.folder, layer.folder)
-        unzipped = sum(p.stat().st_size for p, _ in entries)
+        unzipped = layer.unzipped_bytes + sum(p.stat().st_size for p, _ in entries)
         if unzipped > limits.unzipped_bytes:
             raise PlayerPulseError(
-                f"the package for '{model}' would be {unzipped / 1e6:.1f} MB unzipped, over Lambda's "
-                f"{limits.unzipped_bytes / 1e6:.1f} MB limit: remove requirements the handler does not import "
-                "from serving/deploy/requirements-lambda.txt (or prune them in serving/deploy/requirements.py)"
+                f"the package for '{model}' would be {_mib(unzipped)} unzipped, over Lambda's "
+                f"{_mib(limits.unzipped_bytes)} limit: {_TRIM}"
             )
         partial = out.with_suffix(".zip.partial")
-        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        shutil.copyfile(layer.archive, partial)
+        with zipfile.ZipFile(partial, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
             for path, name in entries:
                 zf.write(path, name)
+            files = len(zf.infolist())
     zipped = partial.stat().st_size
     if zipped > limits.zipped_bytes:
         partial.unlink()
         raise PlayerPulseError(
-            f"the package for '{model}' is {zipped / 1e6:.1f} MB zipped, over Lambda's "
-            f"{limits.zipped_bytes / 1e6:.1f} MB direct-upload limit: remove requirements the handler does "
-            "not import from serving/deploy/requirements-lambda.txt (or prune them in serving/deploy/requirements.py)"
+            f"the package for '{model}' is {_mib(zipped)} zipped, over Lambda's "
+            f"{_mib(limits.zipped_bytes)} direct-upload limit: {_TRIM}"
         )
     os.replace(partial, out)
-    return PackageReport(model, version, out, zipped, unzipped, len(entries), layer, limits)
+    return PackageReport(model, version, out, zipped, unzipped, files, layer, limits)
