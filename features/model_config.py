@@ -83,10 +83,21 @@ class TrainingSpec(_Strict):
 
 
 class QualityGate(_Strict):
+    """What ``playerpulse validate`` requires of a version before it may become ``challenger``
+    (and so, without ``--force``, ``champion``). Each key is also the name of the check that
+    reports it, so a refusal names the line of this file that refused."""
+
     min_auc: float = Field(ge=0, le=1)
-    """A new version below this test AUC is registered but gets no alias."""
+    """A version below this AUC on its holdout rows fails validation."""
     max_auc_drop_vs_champion: float = Field(ge=0, le=1)
-    """A new version may score at most this much below the champion on the same test rows."""
+    """A version may score at most this much below the champion re-scored on the *same* holdout
+    rows (the champion's own logged AUC was measured on an older period and is not comparable)."""
+    max_calibration_error: float = Field(0.05, gt=0, le=1)
+    """Bound on the expected calibration error on the holdout rows: the row-weighted mean gap
+    between predicted probability and observed rate over ``calibration_bins`` equal-width bins.
+    Tiers map a score to content by absolute thresholds, so a model that ranks well but whose
+    probabilities drifted would still show players the wrong content."""
+    calibration_bins: int = Field(10, ge=2, le=100)
 
 
 class Tier(_Strict):

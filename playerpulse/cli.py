@@ -167,7 +167,7 @@ def train(
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
-    """Build the point-in-time training set, train, log to MLflow, register, and gate."""
+    """Build the point-in-time training set, train, log to MLflow and register a version (then: validate)."""
     from pipelines.session import get_spark
     from training.train import train_model
 
@@ -175,20 +175,48 @@ def train(
     spark = get_spark(settings, app_name=f"playerpulse-train-{model}")
     result = train_model(spark, settings, model, ground_truth_path=str(ground_truth) if ground_truth else None)
     console.print(result)
+    console.print(f"next: playerpulse validate {model} --version {result.version}", markup=False)
+
+
+@app.command()
+def validate(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int | None, typer.Option(help="Version to validate (default: the newest).")] = None,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Check a version against its model's quality_gate on its holdout rows; a pass makes it challenger.
+
+    Exits 1 when the version fails; the decision is recorded either way (version tags, MLflow run).
+    """
+    from training.validate import validate as do_validate
+
+    settings = _settings(env, workdir)
+    result = do_validate(settings, model, version)
+    console.print(f"{model} version {result.version}: validation {result.status.upper()}", markup=False)
+    for check in result.checks:
+        console.print(f"  {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}", markup=False)
+    console.print(f"  recorded in run {result.run_id}; aliases: {', '.join(result.aliases) or '-'}", markup=False)
+    if not result.passed:
+        raise typer.Exit(1)
 
 
 @app.command()
 def promote(
     model: Annotated[str, typer.Argument(help="Registered model name.")],
     version: Annotated[int | None, typer.Option(help="Version to make champion (default: the challenger).")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote a version that did not pass validation (needs --reason).")
+    ] = False,
+    reason: Annotated[str | None, typer.Option(help="Why; required with --force, recorded either way.")] = None,
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
-    """Make the challenger (or a given version) the champion that serving uses."""
+    """Make a validated challenger (or version V) the champion that serving uses; the move is recorded."""
     from training.promote import promote as do_promote
 
     settings = _settings(env, workdir)
-    console.print(do_promote(settings, model, version))
+    console.print(do_promote(settings, model, version, force=force, reason=reason))
 
 
 @models_app.command("list")
@@ -199,7 +227,7 @@ def models_list(env: Env = None, workdir: Workdir = None) -> None:
     from training.promote import list_models
 
     settings = _settings(env, workdir)
-    table = Table("model", "version", "aliases", "test_auc", "created")
+    table = Table("model", "version", "aliases", "test_auc", "validation", "created")
     for m in list_models(settings):
         for v in m["versions"]:
             auc = v.get("metrics", {}).get("test_auc")
@@ -208,6 +236,7 @@ def models_list(env: Env = None, workdir: Workdir = None) -> None:
                 str(v["version"]),
                 ", ".join(v.get("aliases", [])),
                 f"{auc:.3f}" if isinstance(auc, float) else "",
+                v.get("validation") or "-",
                 str(v.get("created", "")),
             )
     console.print(table)
@@ -216,6 +245,7 @@ def models_list(env: Env = None, workdir: Workdir = None) -> None:
 @models_app.command("rollback")
 def models_rollback(
     model: Annotated[str, typer.Argument()],
+    reason: Annotated[str | None, typer.Option(help="Why (recorded with the rollback).")] = None,
     lambda_: Annotated[bool, typer.Option("--lambda", help="Move the Lambda alias back a version instead.")] = False,
     alias: Annotated[str, typer.Option(help="The Lambda alias to move (with --lambda).")] = "live",
     env: Env = None,
@@ -227,14 +257,29 @@ def models_rollback(
     if lambda_:
         return lambda_rollback(model, alias)
     settings = _settings(env, workdir)
-    console.print(rollback(settings, model))
+    console.print(rollback(settings, model, reason=reason))
+
+
+@models_app.command("history")
+def models_history(model: Annotated[str, typer.Argument()], env: Env = None, workdir: Workdir = None) -> None:
+    """Every promotion and rollback of a model: who, when, from which version to which, and why."""
+    from rich.table import Table
+
+    from training.promote import promotion_history
+
+    settings = _settings(env, workdir)
+    keys = ("at", "action", "from_version", "to_version", "actor", "forced", "validation.status", "reason")
+    table = Table("at", "action", "from", "to", "actor", "forced", "validation", "reason")
+    for record in promotion_history(settings, model):
+        table.add_row(*(record[k] for k in keys))
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the Typer app and turns failures into short, actionable messages."""
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        code = app(args=argv, standalone_mode=False)  # a command's typer.Exit(n) arrives as n here
+        return code if isinstance(code, int) else 0
     except PlayerPulseError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         return 1

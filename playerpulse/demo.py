@@ -28,7 +28,9 @@ from features.latency import nearest_rank
 from playerpulse.gateway import Gateway
 
 if TYPE_CHECKING:
+    from training.promote import AliasMove
     from training.train import TrainResult
+    from training.validate import ValidationResult
 
 DEMO_API_KEY = "pp-demo-key-local-only"
 DEMO_MODEL = "store_offer"
@@ -215,13 +217,19 @@ def run_demo(
             spark = spark or get_spark(settings, app_name="playerpulse-demo")
             run_all(spark, settings)
 
-        with stages.stage(f"4. train, register and gate '{DEMO_MODEL}' (xgboost, MLflow)"):
+        with stages.stage(f"4. train, validate and promote '{DEMO_MODEL}' (xgboost, MLflow)"):
+            from training.promote import promote
             from training.train import train_model
+            from training.validate import validate
 
             result = train_model(spark, settings, DEMO_MODEL, ground_truth_path=str(ground_truth_path(settings)))
-            summary.model = _model_summary(result)
-            if "champion" not in summary.model.get("aliases", []):
-                raise PlayerPulseError(f"the trained model did not become champion: {summary.model.get('gate')}")
+            validation = validate(settings, DEMO_MODEL, result.version)
+            if not validation.passed:
+                raise PlayerPulseError(
+                    f"version {result.version} did not pass validation, so it was not promoted: {validation.reason}"
+                )
+            move = promote(settings, DEMO_MODEL, result.version)
+            summary.model = _model_summary(result, validation, move)
 
         with stages.stage("5. stream profiles into the online store, then send live events"):
             from features.online import open_online_store
@@ -265,12 +273,15 @@ def run_demo(
     return summary
 
 
-def _model_summary(result: TrainResult) -> dict[str, Any]:
+def _model_summary(result: TrainResult, validation: ValidationResult, move: AliasMove) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": result.name,
         "version": result.version,
-        "aliases": list(result.aliases),
-        "gate": result.gate.reason,
+        "aliases": sorted({*validation.aliases, "champion"}),  # promote(result.version) returned: it is champion
+        "gate": validation.reason,
+        "calibration_error": validation.metrics["calibration_error"],
+        "validation_run_id": validation.run_id,
+        "promotion_run_id": move.record_run_id,
     }
     out.update({k: v for k, v in result.metrics.items() if isinstance(v, int | float)})
     return out

@@ -90,6 +90,32 @@ def test_an_unknown_key_names_the_file_and_the_key(models_dir: tuple[Settings, P
     assert str(path) in str(err.value) and "training.xgboost.max_detph" in str(err.value)
 
 
+def test_the_quality_gate_declares_a_calibration_bound_with_a_default(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration())
+    gate = load_model_config(settings, "offer").quality_gate
+    assert (gate.max_calibration_error, gate.calibration_bins) == (0.05, 10)
+
+
+def test_a_misspelt_quality_gate_key_is_named(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    data = declaration()
+    data["quality_gate"]["max_calibration_eror"] = 0.1
+    path = write(folder, data)
+    with pytest.raises(ConfigError) as err:
+        load_model_config(settings, "offer")
+    assert str(path) in str(err.value) and "quality_gate.max_calibration_eror" in str(err.value)
+
+
+def test_a_calibration_bound_of_zero_is_refused(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    data = declaration()
+    data["quality_gate"]["max_calibration_error"] = 0
+    write(folder, data)
+    with pytest.raises(ConfigError, match=r"'quality_gate.max_calibration_error'"):
+        load_model_config(settings, "offer")
+
+
 def test_a_feature_outside_the_feature_set_is_refused(models_dir: tuple[Settings, Path]) -> None:
     settings, folder = models_dir
     write(folder, declaration(features=["store_view_count_1d", "whale_score_7d"]))

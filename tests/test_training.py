@@ -1,4 +1,5 @@
-"""Training: point-in-time sets from the lake, MLflow runs, the quality gate, promotion and rollback.
+"""Training: point-in-time sets from the lake, MLflow runs, then validation, promotion and rollback
+of the versions training registers (tests/test_promotion.py covers the gate's records in depth).
 
 Tiny stand-ins for ``silver.player_events`` and ``gold.player_features_v1`` are written here
 with the shared Spark session: players who viewed the store more on a day are more likely to buy
@@ -29,6 +30,7 @@ from training.dataset import build_training_set
 from training.promote import list_models, promote, rollback
 from training.registry import tracking_client, version_by_alias
 from training.train import train_model
+from training.validate import validate
 
 pytestmark = pytest.mark.spark
 
@@ -118,7 +120,8 @@ def model_yaml(name: str, features: list[str], min_auc: float, **training: Any) 
             "xgboost": {"max_depth": 3, "eta": 0.2},
             **training,
         },
-        "quality_gate": {"min_auc": min_auc, "max_auc_drop_vs_champion": 0.02},
+        # 160 holdout rows: sampling noise alone puts a calibrated model's ECE near 0.04
+        "quality_gate": {"min_auc": min_auc, "max_auc_drop_vs_champion": 0.02, "max_calibration_error": 0.1},
         "response": {
             "tiers": [
                 {"min_score": 0.35, "content": {"offer": "premium_bundle"}},
@@ -183,6 +186,21 @@ def first_run(spark: Any, lake: tuple[Settings, Path], tmp_path_factory: pytest.
     settings = isolated(lake[0], tmp_path_factory.mktemp("first-run"))
     declare(settings, model_yaml("offer", GOOD, min_auc=0.6))
     return settings, train_model(spark, settings, "offer", ground_truth_path=str(lake[1]))
+
+
+@pytest.fixture(scope="module")
+def first_champion(first_run: tuple[Settings, Any]):
+    """The first run's version validated, then promoted: train → validate → promote."""
+    settings, result = first_run
+    return settings, result, validate(settings, "offer", result.version), promote(settings, "offer", result.version)
+
+
+def ship(spark: Any, settings: Settings) -> int:
+    """Train, validate and promote a version (asserting it passes); its number."""
+    version = train_model(spark, settings, "offer").version
+    assert validate(settings, "offer", version).passed
+    promote(settings, "offer", version)
+    return version
 
 
 # --- point-in-time training sets -------------------------------------------------------------
@@ -277,12 +295,21 @@ def test_a_missing_input_table_says_what_to_run(spark: Any, settings: Settings, 
 # --- one training run ------------------------------------------------------------------------
 
 
-def test_the_first_version_that_passes_the_gate_becomes_champion(first_run: tuple[Settings, Any]) -> None:
-    settings, result = first_run
-    assert result.gate.passed, result.gate.reason
-    assert result.aliases == ["challenger", "champion"]
+def test_training_registers_a_version_and_validation_then_promotion_make_it_champion(
+    first_champion: tuple[Settings, Any, Any, Any],
+) -> None:
+    settings, result, validation, move = first_champion
+    assert result.version == 1
+    assert validation.passed, validation.reason
+    assert validation.metrics["auc"] == pytest.approx(result.metrics["test_auc"])  # the same holdout rows
+    assert move.changed and move.champion == 1
     champion = version_by_alias(tracking_client(settings), "offer", "champion")
-    assert champion is not None and int(champion.version) == result.version == 1
+    assert champion is not None and int(champion.version) == 1
+
+
+def test_training_alone_gives_a_version_no_alias(spark: Any, fresh: Settings) -> None:
+    result = train_model(spark, fresh, "offer")
+    assert tracking_client(fresh).get_model_version("offer", str(result.version)).aliases == []
 
 
 def test_the_run_logs_test_metrics_that_show_the_signal_was_learned(first_run: tuple[Settings, Any]) -> None:
@@ -325,58 +352,63 @@ def test_the_feature_names_travel_with_the_model(first_run: tuple[Settings, Any]
 # --- the gate, promotion, rollback -----------------------------------------------------------
 
 
-def test_a_worse_retrain_is_registered_but_does_not_replace_the_champion(spark: Any, fresh: Settings) -> None:
-    first = train_model(spark, fresh, "offer")
+def test_a_worse_retrain_fails_validation_against_the_rescored_champion(spark: Any, fresh: Settings) -> None:
+    first = ship(spark, fresh)
     declare(fresh, model_yaml("offer", NOISE, min_auc=0.0))
     worse = train_model(spark, fresh, "offer")
-    assert not worse.gate.passed and "below champion v1" in worse.gate.reason
-    assert worse.version == 2 and worse.aliases == []
+    result = validate(fresh, "offer", worse.version)
+    assert "max_auc_drop_vs_champion" in result.failed_checks
+    assert "below champion v1" in result.reason and "on the same holdout rows" in result.reason
     client = tracking_client(fresh)
-    assert int(version_by_alias(client, "offer", "champion").version) == first.version
-    assert int(version_by_alias(client, "offer", "challenger").version) == first.version
+    assert int(version_by_alias(client, "offer", "champion").version) == first
+    assert int(version_by_alias(client, "offer", "challenger").version) == first
+    with pytest.raises(PromotionRefused, match="failed validation"):
+        promote(fresh, "offer", worse.version)
 
 
-def test_a_version_below_min_auc_gets_no_alias_even_without_a_champion(spark: Any, fresh: Settings) -> None:
+def test_a_version_below_min_auc_fails_validation_even_without_a_champion(spark: Any, fresh: Settings) -> None:
     declare(fresh, model_yaml("offer", NOISE, min_auc=0.75))
-    result = train_model(spark, fresh, "offer")
-    assert not result.gate.passed and "below min_auc" in result.gate.reason
-    assert version_by_alias(tracking_client(fresh), "offer", "champion") is None
+    result = validate(fresh, "offer", train_model(spark, fresh, "offer").version)
+    assert result.failed_checks[0] == "min_auc" and "is below min_auc 0.75" in result.reason
+    assert version_by_alias(tracking_client(fresh), "offer", "challenger") is None
 
 
 def test_a_passing_retrain_becomes_challenger_and_promotion_makes_it_champion(spark: Any, fresh: Settings) -> None:
-    first = train_model(spark, fresh, "offer")
+    first = ship(spark, fresh)
     second = train_model(spark, fresh, "offer")
-    assert second.gate.passed and second.aliases == ["challenger"]
+    assert validate(fresh, "offer", second.version).aliases == ["challenger"]
     move = promote(fresh, "offer")
-    assert (move.champion, move.previous_champion) == (second.version, first.version)
+    assert (move.champion, move.previous_champion) == (second.version, first)
     client = tracking_client(fresh)
     assert int(version_by_alias(client, "offer", "champion").version) == second.version
-    assert int(version_by_alias(client, "offer", "previous_champion").version) == first.version
+    assert int(version_by_alias(client, "offer", "previous_champion").version) == first
 
 
 def test_rollback_returns_the_champion_to_the_previous_one_once(spark: Any, fresh: Settings) -> None:
-    first = train_model(spark, fresh, "offer")
-    train_model(spark, fresh, "offer", promote=True)
+    first = ship(spark, fresh)
+    ship(spark, fresh)
     move = rollback(fresh, "offer")
-    assert move.champion == first.version
-    assert int(version_by_alias(tracking_client(fresh), "offer", "champion").version) == first.version
+    assert move.champion == first
+    assert int(version_by_alias(tracking_client(fresh), "offer", "champion").version) == first
     with pytest.raises(PromotionRefused, match="no previous champion"):
         rollback(fresh, "offer")
 
 
 def test_promoting_without_a_challenger_is_refused(spark: Any, fresh: Settings) -> None:
     declare(fresh, model_yaml("offer", NOISE, min_auc=0.75))
-    train_model(spark, fresh, "offer")
+    validate(fresh, "offer", train_model(spark, fresh, "offer").version)
     with pytest.raises(PromotionRefused, match="no challenger"):
         promote(fresh, "offer")
 
 
-def test_the_models_listing_shows_versions_aliases_and_metrics(first_run: tuple[Settings, Any]) -> None:
-    settings, result = first_run
+def test_the_models_listing_shows_versions_aliases_metrics_and_validation(
+    first_champion: tuple[Settings, Any, Any, Any],
+) -> None:
+    settings, result, _, _ = first_champion
     [model] = list_models(settings)
     assert model["name"] == "offer"
     [version] = model["versions"]
     assert version["version"] == result.version
     assert version["aliases"] == ["challenger", "champion"]
     assert version["metrics"]["test_auc"] == pytest.approx(result.metrics["test_auc"])
-    assert version["gate"].startswith("passed")
+    assert version["validation"] == "passed"

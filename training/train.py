@@ -1,4 +1,4 @@
-"""Train one declared model, log it to MLflow, and let the quality gate decide its aliases.
+"""Train one declared model, log it to MLflow and register it; validation decides the rest.
 
 The split is by time (the last ``test_days`` snapshot days are the test set), because the model
 will score tomorrow's players with yesterday's data; a random split would let a player's
@@ -6,12 +6,12 @@ adjacent days leak across it. Early stopping watches the days just *before* the 
 and the final booster is refit on the whole training period with that many rounds, so the test
 set is used exactly once: to measure.
 
-A new version is always registered (its run is the record of what was tried); only the gate
-gives it an alias. It must reach ``min_auc`` and stay within ``max_auc_drop_vs_champion`` of
-the current champion re-scored on the *same* test rows, because the champion's own logged AUC
-was measured on an older period and is not comparable.
+A new version is always registered (its run is the record of what was tried) with its test
+rows logged as the holdout, and gets no alias here: ``training.validate`` re-scores it and the
+champion on those rows and makes it ``challenger`` if it passes the model's quality gate, and
+``training.promote`` makes a validated version ``champion``.
 
-Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--promote]``.
+Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH]``.
 """
 
 from __future__ import annotations
@@ -30,33 +30,20 @@ from features.config import Settings, repo_root
 from features.errors import TrainingFailed
 from features.model_config import ModelConfig, load_model_config
 from training.dataset import LABEL, build_training_set
-from training.promote import promote as promote_version
-from training.registry import CHALLENGER, CHAMPION, ensure_experiment, run_metrics, tracking_client, version_by_alias
+from training.registry import ensure_experiment, log_holdout, tracking_client
 
 if TYPE_CHECKING:
     import xgboost as xgb
-    from mlflow import MlflowClient
     from pyspark.sql import SparkSession
-
-
-@dataclass(frozen=True)
-class GateDecision:
-    passed: bool
-    reason: str
-    champion_version: int | None = None
-    champion_auc: float | None = None
-    """The champion's AUC on this run's test rows (or its own logged AUC if it cannot be re-scored)."""
 
 
 @dataclass(frozen=True)
 class TrainResult:
     name: str
     version: int
+    """The registered version, with no alias yet: ``playerpulse validate`` decides."""
     run_id: str
     metrics: dict[str, float]
-    aliases: list[str]
-    """Aliases this run gave the new version (empty when the gate refused it)."""
-    gate: GateDecision
     training_table: str
     inputs: dict[str, int] = field(default_factory=dict)
     """Delta table → version read (lineage)."""
@@ -93,7 +80,10 @@ def _xgb_params(cfg: ModelConfig) -> dict[str, Any]:
     return {
         **cfg.training.xgboost.model_dump(),
         "objective": "binary:logistic",
-        "eval_metric": ["logloss", "auc"],
+        # Early stopping watches the *last* metric: logloss, which rewards calibrated probabilities.
+        # Stopping on AUC halted at the first round on small sets (ranking peaks early), leaving
+        # scores squeezed around the base rate, which validation's calibration check refuses.
+        "eval_metric": ["auc", "logloss"],
         "tree_method": "hist",
         "device": "cpu",
         "seed": cfg.training.seed,
@@ -164,53 +154,6 @@ def ceiling_metrics(test: pd.DataFrame, proba: np.ndarray, ground_truth_path: st
     return {"ceiling_auc": ceiling, "auc_vs_ceiling": model_auc / ceiling, "ceiling_rows": float(len(matched))}
 
 
-def _champion_auc(client: MlflowClient, name: str, test: pd.DataFrame) -> tuple[int, float, str] | None:
-    """``(version, AUC, how)`` of the current champion, re-scored on ``test`` when its features
-    are all there; ``None`` when there is no champion."""
-    import mlflow
-    import mlflow.xgboost
-    from sklearn.metrics import roc_auc_score
-
-    champion = version_by_alias(client, name, CHAMPION)
-    if champion is None:
-        return None
-    uri = f"models:/{name}/{champion.version}"
-    names = (mlflow.models.get_model_info(uri).metadata or {}).get("feature_names") or []
-    if names and all(n in test.columns for n in names):
-        booster = mlflow.xgboost.load_model(uri)
-        auc = float(roc_auc_score(test[LABEL].to_numpy(), booster.inplace_predict(_matrix(test, names))))
-        return int(champion.version), auc, "on the same test rows"
-    logged = run_metrics(client, champion.run_id).get("test_auc")
-    if logged is None:
-        return None
-    return int(champion.version), float(logged), "as logged for its own test period"
-
-
-def quality_gate(cfg: ModelConfig, auc: float, champion: tuple[int, float, str] | None) -> GateDecision:
-    gate = cfg.quality_gate
-    c_version, c_auc = (champion[0], champion[1]) if champion else (None, None)
-    if auc < gate.min_auc:
-        return GateDecision(False, f"test AUC {auc:.4f} is below min_auc {gate.min_auc}", c_version, c_auc)
-    if champion is None:
-        return GateDecision(True, f"test AUC {auc:.4f} ≥ min_auc {gate.min_auc}; no champion yet")
-    floor = champion[1] - gate.max_auc_drop_vs_champion
-    if auc < floor:
-        return GateDecision(
-            False,
-            f"test AUC {auc:.4f} is more than {gate.max_auc_drop_vs_champion} below champion "
-            f"v{champion[0]}'s {champion[1]:.4f} ({champion[2]})",
-            c_version,
-            c_auc,
-        )
-    return GateDecision(
-        True,
-        f"test AUC {auc:.4f} ≥ min_auc {gate.min_auc} and ≥ champion v{champion[0]}'s "
-        f"{champion[1]:.4f} − {gate.max_auc_drop_vs_champion} ({champion[2]})",
-        c_version,
-        c_auc,
-    )
-
-
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
@@ -240,12 +183,10 @@ def train_model(
     settings: Settings,
     name: str,
     ground_truth_path: str | None = None,
-    promote: bool = False,
 ) -> TrainResult:
-    """Build the point-in-time set, train, log and register a version, and apply the gate.
+    """Build the point-in-time set, train, and log and register a version with its holdout rows.
 
-    ``promote=True`` makes a version that passes the gate champion at once (else it becomes
-    champion only when there is none yet, and ``challenger`` otherwise).
+    The version gets no alias: ``training.validate.validate`` decides whether it may serve.
     """
     import mlflow
     import mlflow.xgboost
@@ -278,11 +219,6 @@ def train_model(
 
     client = tracking_client(settings)
     experiment_id = ensure_experiment(settings, client)
-    champion = _champion_auc(client, name, test)
-    if champion is not None:
-        metrics["champion_test_auc"] = champion[1]
-    gate = quality_gate(cfg, metrics["test_auc"], champion)
-
     lineage = {f"lineage.{table}": str(v) for table, v in ts.inputs.items()}
     tags = {
         "model": name,
@@ -316,6 +252,7 @@ def train_model(
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict({"feature_set": cfg.feature_set, "feature_names": names}, "feature_names.json")
+        log_holdout(test)
         info = mlflow.xgboost.log_model(
             booster,
             name="model",
@@ -327,21 +264,12 @@ def train_model(
         )
         run_id = run.info.run_id
     version = int(info.registered_model_version)
-    client.set_model_version_tag(name, str(version), "gate", ("passed: " if gate.passed else "refused: ") + gate.reason)
     for key, value in tags.items():
         if key != "features":
             client.set_model_version_tag(name, str(version), key, value)
     if cfg.description:
         client.update_registered_model(name, description=cfg.description)
-
-    aliases: list[str] = []
-    if gate.passed:
-        client.set_registered_model_alias(name, CHALLENGER, str(version))
-        aliases.append(CHALLENGER)
-        if champion is None or promote:
-            promote_version(settings, name, version)
-            aliases.append(CHAMPION)
-    return TrainResult(name, version, run_id, metrics, aliases, gate, ts.table, dict(ts.inputs))
+    return TrainResult(name, version, run_id, metrics, ts.table, dict(ts.inputs))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -353,14 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--ground-truth", default=None)
-    parser.add_argument("--promote", action="store_true")
     parser.add_argument("--env", default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     settings = load_settings(args.env, args.workdir)
     spark = get_spark(settings, app_name=f"train-{args.model}")
     try:
-        result = train_model(spark, settings, args.model, args.ground_truth, args.promote)
+        result = train_model(spark, settings, args.model, args.ground_truth)
     finally:
         spark.stop()
     print(json.dumps(result.to_dict(), indent=2, default=str))
