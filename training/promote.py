@@ -1,9 +1,14 @@
-"""Moving the ``champion`` alias: promotion, one-step rollback, and the registry listing.
+"""Moving the ``champion`` alias: promotion, one-step rollback, their record, and the listing.
 
 Serving resolves ``models:/NAME@champion`` and re-resolves it every ``model_cache_seconds``,
 so moving the alias *is* the deployment; no process restarts. Each promotion remembers the
 champion it replaces as ``previous_champion``, so a bad release is undone by one command
 without anyone having to look up version numbers under pressure.
+
+Only a version that ``training.validate`` passed against the *current* champion may move
+(the gate reads the version's ``validation.*`` tags); ``force`` with a reason goes past it in
+the open. Every move is a run in the ``promotions`` experiment plus ``promotion.*`` tags on the
+version, written before the alias moves, so the record cannot miss a move that happened.
 """
 
 from __future__ import annotations
