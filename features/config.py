@@ -222,6 +222,20 @@ class CollectorConfig(_Strict):
     """Events whose time lies further back than this are rejected as absurd."""
     max_future_minutes: float = Field(60.0, gt=0)
     """Events whose time lies further ahead than this (after skew correction) are rejected."""
+    max_clock_skew_hours: float = Field(24.0, gt=0)
+    """An event whose ``sent_at`` lies further than this from the collector's clock is rejected
+    (its device clock is too far off to correct by), so the skew correction applied to
+    ``event_time`` downstream never exceeds it."""
+    max_json_values: int = Field(131_072, ge=1000)
+    """JSON values (objects, arrays, strings, numbers) one body may hold, counted before any is
+    built (413 above it): 8 KB of gzip can unpack to millions of ``{}`` of ~70 bytes each in
+    Python. The default is 1,000 events of ~130 values."""
+    max_dead_letter_bytes: int = Field(4096, ge=256)
+    """Bytes of a rejected item (or of an unusable body) kept in its dead letter; the rest is cut
+    and the letter's reason says so."""
+    max_dead_letter_bytes_per_request: int = Field(65_536, ge=1024)
+    """Dead-letter bytes one request may add in all; later rejections keep their reason and an
+    empty (or cut) ``raw``, so a small request never grows the store by megabytes."""
     group_commit_max_wait_ms: float = Field(2.0, ge=0)
     """How long the stream writer waits to gather concurrent requests into one durable write."""
     inline_decode_bytes: int = Field(131_072, ge=0)
@@ -279,6 +293,9 @@ class MetricsAccessConfig(_Strict):
 class ServingConfig(_Strict):
     model_cache_seconds: float = Field(30.0, ge=0)
     """How long a resolved champion is reused before the registry is asked again."""
+    store_timeout_ms: float = Field(50.0, gt=0)
+    """Budget of one online-store read while serving: a slower read (or a failing store) is
+    answered with the model's fallback content, reason ``store_timeout`` (``store_error``)."""
     max_request_bytes: int = Field(65_536, ge=1024)
     """Largest body of a predict request (413 above it); read only after the key is checked."""
     max_context_keys: int = Field(32, ge=0, le=1024)

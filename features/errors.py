@@ -23,6 +23,10 @@ class OnlineStoreError(PlayerPulseError):
     """The online store could not be read or written."""
 
 
+class OnlineStoreTimeout(OnlineStoreError):
+    """A read took longer than the caller's budget (serving answers with fallback content)."""
+
+
 class ModelNotFound(PlayerPulseError):
     """No model config or no registered champion exists under the requested name."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -132,6 +132,22 @@ class FallbackSpec(_Strict):
     """Returned when there is no profile, no champion, or any error: the game always gets content."""
 
 
+class ChallengerSpec(_Strict):
+    """How the ``challenger`` alias takes part in serving, so a new version meets real traffic
+    before it is promoted."""
+
+    mode: Literal["off", "split", "shadow"] = "off"
+    """``split``: a share of players get the challenger's answer; ``shadow``: the challenger also
+    scores every request and is logged, but never answers; ``off``: champion only."""
+    share: float = Field(0.0, ge=0, le=1)
+    """With ``split``, the share of players served by the challenger. Sticky: a player's side
+    comes from a hash of (game, player), so the same player always sees the same model."""
+
+
+class ServingSpec(_Strict):
+    challenger: ChallengerSpec = ChallengerSpec()
+
+
 class ModelConfig(_Strict):
     name: str
     description: str = ""
@@ -144,6 +160,7 @@ class ModelConfig(_Strict):
     quality_gate: QualityGate
     response: ResponseSpec
     fallback: FallbackSpec
+    serving: ServingSpec = ServingSpec()
 
     @field_validator("name")
     @classmethod

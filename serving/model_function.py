@@ -42,7 +42,6 @@ from features.errors import ConfigError, ModelNotFound, PlayerPulseError  # noqa
 from features.model_config import ModelConfig, load_model_config, parse_model_config  # noqa: E402
 from features.online import OnlineStore, open_online_store  # noqa: E402
 from serving.auth import UNAUTHORIZED, GameKeys  # noqa: E402
-from serving.logsafe import digest_for_log  # noqa: E402
 from serving.model_files import check_features, load_champion  # noqa: E402
 from serving.models import ChampionCache, ChampionModel  # noqa: E402
 from serving.predict import Predictor  # noqa: E402
@@ -73,8 +72,8 @@ class PackagedChampion:
     def __init__(self, champion: ChampionModel):
         self.champion = champion
 
-    def get(self, name: str) -> ChampionModel:
-        if name != self.champion.name:
+    def get(self, name: str, alias: str = "champion") -> ChampionModel:
+        if name != self.champion.name or alias != "champion":
             raise ModelNotFound(f"this function serves '{self.champion.name}', not '{name}'")
         return self.champion
 
@@ -114,9 +113,9 @@ def build_runtime(environ: os._Environ[str] | dict[str, str] = os.environ) -> Mo
         champions = ChampionCache(settings)
         champion = champions.get(model)
     check_features(champion, cfg)
-    store = open_online_store(settings.online_store)
-    predictor = Predictor(settings, store, champions=champions)
-    predictor._configs[model] = cfg  # the packaged declaration, not a second read from conf/
+    store = open_online_store(settings.online_store, settings.serving.store_timeout_ms)
+    # the packaged declaration, not a second read from conf/
+    predictor = Predictor(settings, store, champions=champions, configs={model: cfg})
     cold_ms = IMPORT_MS + (time.perf_counter() - started) * 1000
     return ModelRuntime(settings, model, cfg, store, champion, predictor, GameKeys(settings.games), cold_ms)
 
@@ -180,8 +179,6 @@ def predict(model: str) -> Response:
         with single_metric(name="Fallbacks", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as m:
             m.add_dimension(name="model", value=model)
             m.add_dimension(name="reason", value=str(out.get("reason")))
-        logger.info("fallback", model=model, player=digest_for_log(body.player_id), reason=out.get("reason"))
-    logger.info("prediction", model=model, version=out["version"], fallback=out["fallback"])
     return _json(200, out)
 
 

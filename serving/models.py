@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ChampionCache:
         self.settings = settings
         self.ttl = settings.serving.model_cache_seconds
         self._clock = clock
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.Lock()
         self._client: Any = None
 
@@ -81,15 +82,15 @@ class ChampionCache:
             )
         return self._client
 
-    def _champion_version(self, name: str) -> int:
+    def _alias_version(self, name: str, alias: str) -> int:
         from mlflow.exceptions import MlflowException
 
         try:
-            mv = self._registry().get_model_version_by_alias(name, CHAMPION)
+            mv = self._registry().get_model_version_by_alias(name, alias)
         except MlflowException as exc:
             if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
                 raise ModelNotFound(
-                    f"model '{name}' has no champion: train it (`playerpulse train {name}`) or "
+                    f"model '{name}' has no {alias}: train it (`playerpulse train {name}`) or "
                     f"promote a version (`playerpulse promote {name}`)"
                 ) from None
             raise
@@ -127,20 +128,21 @@ class ChampionCache:
         booster.set_param({"nthread": 1})  # one row per call: threads only add overhead
         return ChampionModel(name, version, booster, tuple(names), str(metadata.get("feature_set", "")))
 
-    def get(self, name: str) -> ChampionModel:
-        """The champion of ``name``; ``ModelNotFound`` when the model has no champion."""
+    def get(self, name: str, alias: str = CHAMPION) -> ChampionModel:
+        """The version of ``name`` behind ``alias``; ``ModelNotFound`` when there is none."""
         now = self._clock()
-        entry = self._entries.get(name)
+        key = (name, alias)
+        entry = self._entries.get(key)
         if entry is not None and now - entry.checked_at < self.ttl:
             return entry.model
         with self._lock:
-            entry = self._entries.get(name)
+            entry = self._entries.get(key)
             if entry is not None and now - entry.checked_at < self.ttl:
                 return entry.model
             try:
-                version = self._champion_version(name)
+                version = self._alias_version(name, alias)
             except ModelNotFound:
-                self._entries.pop(name, None)
+                self._entries.pop(key, None)
                 raise
             except Exception:
                 if entry is None:
@@ -159,7 +161,7 @@ class ChampionCache:
                 log.error("model %s v%d failed to load; keeping v%d", name, version, entry.model.version, exc_info=True)
                 entry.checked_at = now
                 return entry.model
-            self._entries[name] = _Entry(model, now)
+            self._entries[key] = _Entry(model, now)
             if entry is not None:
-                log.info("model %s: champion v%d replaces v%d", name, version, entry.model.version)
+                log.info("model %s: %s v%d replaces v%d", name, alias, version, entry.model.version)
             return model

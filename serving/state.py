@@ -67,7 +67,7 @@ class ServingState:
     def open(self) -> None:
         self.stream = open_stream(self.settings.stream)
         self.dead_letters = open_dead_letter_store(self.settings.dead_letter)
-        self.online = open_online_store(self.settings.online_store)
+        self.online = open_online_store(self.settings.online_store, self.settings.serving.store_timeout_ms)
         self.writer = GroupCommitWriter(
             self.stream,
             self.settings.collector.group_commit_max_wait_ms,

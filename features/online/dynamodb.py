@@ -30,11 +30,11 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from features.config import DynamoDBOnlineStoreConfig
 from features.contract import now_ms
-from features.errors import OnlineStoreError
+from features.errors import OnlineStoreError, OnlineStoreTimeout
 from features.online.base import OnlineStore, PlayerKey, Profile, decode_profile, encode_profile
 
 _NEWER_ONLY = "attribute_not_exists(pk) OR version < :v"
@@ -59,17 +59,21 @@ class DynamoDBOnlineStore(OnlineStore):
     """Writes are one conditional PutItem per profile, run on a small thread pool, because
     BatchWriteItem cannot carry a condition; reads are GetItem / BatchGetItem."""
 
-    def __init__(self, config: DynamoDBOnlineStoreConfig):
+    def __init__(self, config: DynamoDBOnlineStoreConfig, read_timeout_ms: float | None = None):
         self.config = config
         self.table = config.table_name
+        # With a read budget (serving), a socket that does not answer in time ends the read
+        # after one retry instead of botocore's default 10 s and three attempts.
+        budget = read_timeout_ms / 1000 if read_timeout_ms is not None else None
+        self._read_budget_s = budget
         self._client = boto3.client(
             "dynamodb",
             region_name=config.region,
             endpoint_url=config.endpoint_url,
             config=Config(
-                retries={"mode": "standard"},
-                connect_timeout=5,
-                read_timeout=10,
+                retries={"mode": "standard", "total_max_attempts": 2} if budget else {"mode": "standard"},
+                connect_timeout=budget or 5,
+                read_timeout=budget or 10,
                 max_pool_connections=max(10, config.write_concurrency),
             ),
         )
@@ -205,6 +209,10 @@ class DynamoDBOnlineStore(OnlineStore):
                 ProjectionExpression="body",
                 ConsistentRead=self.config.consistent_reads,
             )
+        except (ReadTimeoutError, ConnectTimeoutError) as exc:
+            raise OnlineStoreTimeout(
+                f"reading a profile from '{self.table}' took over {self._read_budget_s} s"
+            ) from exc
         except (BotoCoreError, ClientError) as exc:
             raise self._error("read a profile", exc) from exc
         item = resp.get("Item")

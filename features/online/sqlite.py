@@ -8,11 +8,12 @@ the other.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Sequence
 
 from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
-from features.errors import OnlineStoreError
+from features.errors import OnlineStoreError, OnlineStoreTimeout
 from features.online.base import OnlineStore, Profile, decode_profile, encode_profile
 from features.sqlite_files import ThreadLocalSqlite
 
@@ -28,9 +29,12 @@ CREATE TABLE IF NOT EXISTS profiles (
 
 
 class SqliteOnlineStore(OnlineStore):
-    def __init__(self, config: SqliteOnlineStoreConfig):
+    def __init__(self, config: SqliteOnlineStoreConfig, read_timeout_ms: float | None = None):
         self.config = config
-        self._db = ThreadLocalSqlite(config.path, "NORMAL", timeout_s=10, schema=_SCHEMA)
+        self._read_timeout_s = read_timeout_ms / 1000 if read_timeout_ms is not None else None
+        # a lock wait counts against the read budget too
+        timeout_s = min(10.0, self._read_timeout_s) if self._read_timeout_s is not None else 10.0
+        self._db = ThreadLocalSqlite(config.path, "NORMAL", timeout_s=timeout_s, schema=_SCHEMA)
         self._refuse_player_only_file()
 
     def _refuse_player_only_file(self) -> None:
@@ -72,9 +76,27 @@ class SqliteOnlineStore(OnlineStore):
             raise OnlineStoreError(f"could not write profiles to {self.config.path}: {exc}") from exc
 
     def get(self, game_id: str, player_id: str) -> Profile | None:
-        row = self._db.conn.execute(
-            "SELECT body FROM profiles WHERE game_id = ? AND player_id = ?", (game_id, player_id)
-        ).fetchone()
+        """With a read budget, a lock wait or a read that passes it is ``OnlineStoreTimeout``
+        (the connection's busy timeout is the budget; a progress handler cuts a long read)."""
+        budget = self._read_timeout_s
+        conn = None
+        try:
+            conn = self._db.conn
+            if budget is not None:
+                deadline = time.monotonic() + budget
+                conn.set_progress_handler(lambda: time.monotonic() > deadline, 100)
+            row = conn.execute(
+                "SELECT body FROM profiles WHERE game_id = ? AND player_id = ?", (game_id, player_id)
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if budget is not None and ("interrupted" in str(exc) or "locked" in str(exc)):
+                raise OnlineStoreTimeout(f"reading a profile from {self.config.path} took over {budget:g} s") from exc
+            raise OnlineStoreError(f"could not read a profile from {self.config.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise OnlineStoreError(f"could not read a profile from {self.config.path}: {exc}") from exc
+        finally:
+            if budget is not None and conn is not None:
+                conn.set_progress_handler(None, 0)
         return decode_profile(row[0]) if row else None
 
     def delete(self, game_id: str, player_id: str) -> bool:

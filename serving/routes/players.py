@@ -20,7 +20,6 @@ from features.errors import ModelNotFound
 from features.model_config import MODEL_NAME
 from serving.auth import UNAUTHORIZED
 from serving.http_body import BodyRejected, read_body
-from serving.logsafe import digest_for_log
 from serving.requests import (
     BAD_PLAYER_ID,
     NO_MODEL,
@@ -122,6 +121,4 @@ async def predict(model: str, request: Request, state: State) -> Response:
         log.exception("the predictor for model %s could not run", model)
         return _error(503, "predictions are unavailable right now; retry later")
     state.metrics.predictions.labels(model, str(out["fallback"]).lower()).inc()
-    if out["fallback"]:
-        log.info("fallback for model %s, player %s: %s", model, digest_for_log(body.player_id), out.get("reason"))
     return JSONResponse(out)
