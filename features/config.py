@@ -206,10 +206,23 @@ class SparkConfig(_Strict):
 
 class MlflowConfig(_Strict):
     tracking_uri: str
-    registry_uri: str | None = None
+    registry_uri: Annotated[str | None, BeforeValidator(_none_if_empty)] = None
+    """The model registry (default, or empty: the tracking store)."""
     artifact_root: str
     """Where new experiments store artifacts (a folder or an s3:// URI)."""
     experiment: str = "playerpulse"
+
+    @model_validator(mode="after")
+    def _registry_has_aliases(self) -> MlflowConfig:
+        """Promotion and serving work by alias (``champion``, ``challenger``); the Databricks
+        workspace registry has none, so every prediction would silently fall back."""
+        registry = (self.registry_uri or self.tracking_uri).strip().lower()
+        if registry == "databricks" or registry.startswith("databricks://"):
+            raise ValueError(
+                "the Databricks workspace model registry has no aliases, which promotion and serving need: "
+                "set mlflow.registry_uri to 'databricks-uc' (Unity Catalog) or use an MLflow tracking server"
+            )
+        return self
 
 
 class CollectorConfig(_Strict):

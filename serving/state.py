@@ -82,6 +82,27 @@ class ServingState:
             if resource is not None:
                 resource.close()
 
+    def readiness_problems(self) -> list[str]:
+        """What keeps this process from serving (empty when ready); blocking: run in a thread."""
+        from features.model_config import list_model_configs
+
+        problems: list[str] = []
+        assert self.online is not None
+        try:
+            self.online.get("__readyz__", "__readyz__")
+        except Exception as exc:
+            problems.append(f"online store: {exc}")
+        try:
+            predictor = self.predictor()
+            for cfg in list_model_configs(self.settings):
+                try:
+                    predictor.champions.get(cfg.name)
+                except Exception as exc:
+                    problems.append(f"model {cfg.name}: {exc}")
+        except Exception as exc:
+            problems.append(f"models: {exc}")
+        return problems
+
     def predictor(self) -> Predictor:
         """Built on first use: importing xgboost and the registry client costs a second."""
         with self._lock:

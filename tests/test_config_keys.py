@@ -16,6 +16,7 @@ AWS_ENV = {
     "PLAYERPULSE_BUCKET": "pp-test-bucket",
     "PLAYERPULSE_INGEST_KEY_SHA256": hash_api_key("pp-ingest-secret"),
     "PLAYERPULSE_SERVE_KEY_SHA256": hash_api_key("pp-serve-secret"),
+    "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
 }
 
 
@@ -108,3 +109,16 @@ def test_serve_refuses_several_workers_with_a_metrics_port(monkeypatch, tmp_path
     monkeypatch.setenv("PLAYERPULSE_CONF_DIR", str(conf_with(tmp_path, "local", port)))
     assert main(["serve", "--workers", "2", "--workdir", str(tmp_path)]) == 1
     assert "serving.metrics.port" in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_databricks_workspace_registry_is_refused_because_it_has_no_aliases(monkeypatch, tmp_path):
+    for k, v in {**AWS_ENV, "MLFLOW_TRACKING_URI": "databricks"}.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ConfigError, match="has no aliases.*databricks-uc"):
+        load_settings("aws", tmp_path)
+
+
+def test_databricks_tracking_with_the_unity_catalog_registry_is_accepted(monkeypatch, tmp_path):
+    for k, v in {**AWS_ENV, "MLFLOW_TRACKING_URI": "databricks", "MLFLOW_REGISTRY_URI": "databricks-uc"}.items():
+        monkeypatch.setenv(k, v)
+    assert load_settings("aws", tmp_path).mlflow.registry_uri == "databricks-uc"

@@ -1,4 +1,4 @@
-"""Operations: ``/healthz`` for load balancers, ``/metrics`` for a Prometheus scraper.
+"""Operations: ``/healthz`` (alive), ``/readyz`` (able to serve), ``/metrics`` for a scraper.
 
 ``/metrics`` names games and shows their traffic, so it is never open: on the API port it
 takes a scraper's bearer key (``serving.metrics.keys``); with ``serving.metrics.port`` it is
@@ -7,14 +7,17 @@ served only on that separate, private port (``serving.metrics_server``) and not 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from serving.state import State
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 
 
@@ -22,6 +25,20 @@ router = APIRouter()
 def healthz(state: State) -> dict[str, Any]:
     s = state.settings
     return {"status": "ok", "env": s.env, "stream": s.stream.backend, "online_store": s.online_store.backend}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: the online store answers and every declared model has a loaded champion",
+    responses={503: {"description": "not ready: a store or a model cannot serve (details in the log)"}},
+)
+async def readyz(state: State) -> JSONResponse:
+    """Point load balancers and readiness probes here, not at ``/healthz``: a deployment whose
+    models would all answer fallback content is up, but it is not ready."""
+    problems = await anyio.to_thread.run_sync(state.readiness_problems)
+    for problem in problems:
+        log.warning("not ready: %s", problem)
+    return JSONResponse({"status": "not_ready" if problems else "ready"}, 503 if problems else 200)
 
 
 @router.get(
