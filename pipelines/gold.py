@@ -1,5 +1,8 @@
 """Gold: per-player daily partial aggregates, and every feature set read at every day end.
 
+A player is the pair ``(game_id, player_id)``: the same player id in two games is two players,
+so every key below starts with ``game_id`` (a key column, never a model feature).
+
 ``gold.player_daily`` holds one row per (player, UTC date with silver events) and, per input
 ("bucket") of the feature sets, the same partial aggregate the online profile keeps per day:
 ``{bucket}_n`` (events, or events with a value for value inputs), ``{bucket}_sum`` and
@@ -34,7 +37,9 @@ if TYPE_CHECKING:
 
 SOURCE_TABLE = "silver.player_events"
 DAILY_TABLE = "gold.player_daily"
-KEYS = ("player_id", "event_date")
+PLAYER = ("game_id", "player_id")
+"""What identifies a player (shared/ARCHITECTURE.md, "Identity")."""
+KEYS = (*PLAYER, "event_date")
 
 Buckets = dict[str, tuple[tuple[str, ...], str | None]]
 
@@ -70,12 +75,12 @@ def daily_inputs(feature_sets: Iterable[FeatureSet]) -> tuple[Buckets, dict[str,
 
 
 def player_daily(silver: DataFrame, feature_sets: Iterable[FeatureSet]) -> DataFrame:
-    """One row per (player_id, event_date) of ``silver`` with each input's day aggregate."""
+    """One row per (game_id, player_id, event_date) of ``silver`` with each input's day aggregate."""
     from pyspark.sql import functions as F
 
     buckets, recencies = daily_inputs(feature_sets)
     values = {v for _, v in buckets.values() if v is not None}
-    missing = sorted({"player_id", "event_date", "event_type", "event_time", *values} - set(silver.columns))
+    missing = sorted({*KEYS, "event_type", "event_time", *values} - set(silver.columns))
     if missing:
         raise ValueError(f"silver rows lack columns {missing}")
     aggregates = []
@@ -102,7 +107,8 @@ def player_daily(silver: DataFrame, feature_sets: Iterable[FeatureSet]) -> DataF
 
 def features_at_day_end(spark: SparkSession, daily_df: DataFrame, fs: FeatureSet) -> DataFrame:
     """``fs`` for every player and date from their first active date to the last date in
-    ``daily_df``, as of that date's last millisecond: ``player_id, as_of_date, as_of`` + features.
+    ``daily_df``, as of that date's last millisecond: ``game_id, player_id, as_of_date, as_of`` +
+    features.
 
     Every date gets a row (a spine), so a window of N days is simply the N spine rows up to the
     date. ``spark`` is taken for symmetry with the other builders that training calls.
@@ -118,13 +124,13 @@ def features_at_day_end(spark: SparkSession, daily_df: DataFrame, fs: FeatureSet
 
     last_date = daily_df.agg(F.max("event_date").alias("last_date"))
     spine = (
-        daily_df.groupBy("player_id")
+        daily_df.groupBy(*PLAYER)
         .agg(F.min("event_date").alias("first_date"))
         .crossJoin(last_date)
-        .select("player_id", F.explode(F.sequence("first_date", "last_date")).alias("as_of_date"))
+        .select(*PLAYER, F.explode(F.sequence("first_date", "last_date")).alias("as_of_date"))
     )
-    days = spine.join(daily_df.withColumnRenamed("event_date", "as_of_date"), ["player_id", "as_of_date"], "left")
-    by_date = Window.partitionBy("player_id").orderBy("as_of_date")
+    days = spine.join(daily_df.withColumnRenamed("event_date", "as_of_date"), [*PLAYER, "as_of_date"], "left")
+    by_date = Window.partitionBy(*PLAYER).orderBy("as_of_date")
     as_of_ms = epoch_ms(day_end(F.col("as_of_date")))
     features = []
     for agg in fs.aggregations:
@@ -145,7 +151,7 @@ def features_at_day_end(spark: SparkSession, daily_df: DataFrame, fs: FeatureSet
     for rec in fs.recencies:
         last_ms = F.max(f"last_{rec.input}_ms").over(so_far)
         features.append(((as_of_ms - last_ms) / F.lit(DAY_MS)).cast("double").alias(rec.output_name))
-    return days.select("player_id", "as_of_date", day_end(F.col("as_of_date")).alias("as_of"), *features)
+    return days.select(*PLAYER, "as_of_date", day_end(F.col("as_of_date")).alias("as_of"), *features)
 
 
 def _overwrite(frame: DataFrame, path: str) -> None:

@@ -30,6 +30,7 @@ def event(
     sent_at: int | None = None,
     received_at: int | None = None,
     event_id: str | None = None,
+    game_id: str = "demo",
 ) -> dict[str, Any]:
     t = ms(event_time) if isinstance(event_time, str) else event_time
     return {
@@ -37,7 +38,7 @@ def event(
         "schema_version": 1,
         "event_type": event_type,
         "player_id": player_id,
-        "game_id": "demo",
+        "game_id": game_id,
         "event_time": t,
         "sent_at": sent_at,
         "received_at": received_at if received_at is not None else t + 1000,
@@ -50,11 +51,13 @@ def event(
 
 
 def put_events(settings: Settings, events: Iterable[dict[str, Any]], per_record: int = 20) -> None:
-    """Put ``events`` on the stream in the given order, a record per player run of ``per_record``."""
+    """Put ``events`` on the stream in the given order, a record per player run of ``per_record``
+    (a player being the pair ``(game_id, player_id)``, as the collector batches them)."""
     records: list[StreamRecord] = []
     batch: list[dict[str, Any]] = []
     for e in events:
-        if batch and (batch[-1]["player_id"] != e["player_id"] or len(batch) >= per_record):
+        same_player = batch and (batch[-1]["game_id"], batch[-1]["player_id"]) == (e["game_id"], e["player_id"])
+        if batch and (not same_player or len(batch) >= per_record):
             records.append(StreamRecord(batch[0]["player_id"], encode_batch(batch, batch[-1]["received_at"] + 5)))
             batch = []
         batch.append(e)

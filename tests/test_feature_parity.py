@@ -5,6 +5,7 @@ forms, skewed device clocks, late arrivals, exact and re-sent duplicates, rows t
 rules) goes through bronze → silver → gold in several runs. The same stream records, decoded as
 the streaming job decodes them, are folded per player into ``ProfileState`` with only the events
 up to each day end; ``ProfileState.features`` must then equal gold's row for that player and day.
+A player is the pair ``(game_id, player_id)``: the same ids play in two games, kept apart.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.spark
 FS = PLAYER_ACTIVITY_V1
 FIRST_DAY = date(2026, 11, 1)
 DAYS = 14
-PLAYERS = ("p1", "p2", "p3", "p4")
+PLAYERS = (("alpha", "p1"), ("alpha", "p2"), ("beta", "p1"), ("beta", "p2"))
 HOUR = 3_600_000
 
 
@@ -67,7 +68,7 @@ def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
     """Events with their copies, in the order the collector received them."""
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
-    for player in PLAYERS:
+    for game, player in PLAYERS:
         for day in range(DAYS):
             if rng.random() < 0.2:
                 continue  # a quiet day: the spine must still carry it
@@ -87,10 +88,11 @@ def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
                         properties=props,
                         sent_at=sent + skew,
                         received_at=sent + transit,
+                        game_id=game,
                     )
                 else:  # no sent_at; sometimes delivered a day or two late
                     late = rng.choice([1000, 1000, 1000, 30 * HOUR, 50 * HOUR])
-                    e = event(event_type, player, true_ms, properties=props, received_at=true_ms + late)
+                    e = event(event_type, player, true_ms, properties=props, received_at=true_ms + late, game_id=game)
                 out.append(e)
                 if rng.random() < 0.05:
                     out.append(dict(e))  # the same batch delivered twice
@@ -106,16 +108,16 @@ def _fortnight(seed: int = 7) -> list[dict[str, Any]]:
     return sorted(out, key=lambda e: e["received_at"])
 
 
-def _streamed_events(settings) -> dict[str, list[dict[str, Any]]]:
+def _streamed_events(settings) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Each player's events as the streaming job sees them: decoded records, in shard order."""
-    by_player: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_player: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     with open_stream(settings.stream) as stream:
         for shard, latest in stream.latest_positions().items():
             if latest is None:
                 continue
             for record in stream.read(shard, None, latest):
                 for e in decode_batch(record.data)[1]:
-                    by_player[e["player_id"]].append(e)
+                    by_player[(e["game_id"], e["player_id"])].append(e)
     return by_player
 
 
@@ -161,14 +163,14 @@ def test_batch_features_at_each_day_end_equal_the_streaming_fold(spark, settings
     assert written["silver.player_events"] + written["silver.quarantine"] < written["bronze.player_events"]
 
     batch = {
-        (r["player_id"], r["as_of_date"]): r.asDict()
+        (r["game_id"], r["player_id"], r["as_of_date"]): r.asDict()
         for r in spark.read.format("delta").load(table_path(settings, gold.feature_table(FS))).collect()
     }
     streamed = _streamed_events(settings)
     days = {player: _applied_days(evs) for player, evs in streamed.items()}
     last_day = max(d for ds in days.values() for d in ds)
     expected = {
-        (player, day): values
+        (*player, day): values
         for player, evs in streamed.items()
         if days[player]
         for day, values in _folded_features(evs, min(days[player]), last_day).items()

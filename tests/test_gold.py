@@ -28,13 +28,16 @@ SMALL = FeatureSet(
 
 
 def _silver(spark, rows):
-    """Silver-shaped rows from ``(player, event_type, iso time, properties)``."""
+    """Silver-shaped rows from ``(player, event_type, iso time, properties[, game])`` (game ``demo``
+    unless given)."""
     from pyspark.sql import functions as F
 
     from pipelines.expressions import utc_date, with_typed_properties
 
-    data = [(p, t, ms(at), msgspec.json.encode(props).decode()) for p, t, at, props in rows]
-    df = spark.createDataFrame(data, "player_id string, event_type string, t long, properties string")
+    data = [
+        ((game or ["demo"])[0], p, t, ms(at), msgspec.json.encode(props).decode()) for p, t, at, props, *game in rows
+    ]
+    df = spark.createDataFrame(data, "game_id string, player_id string, event_type string, t long, properties string")
     df = df.withColumn("event_time", F.timestamp_millis("t")).withColumn("event_date", utc_date(F.col("event_time")))
     return with_typed_properties(df)
 
@@ -60,6 +63,24 @@ def test_daily_rows_aggregate_each_input_per_player_and_utc_day(spark):
     assert rows[("p1", date(2026, 11, 2))].spend_sum == 1.0
     p2 = rows[("p2", date(2026, 11, 1))]
     assert (p2.level_n, p2.level_max, p2.spend_n, p2.spend_sum, p2.last_purchase_ms) == (1, 4.0, 0, 0.0, None)
+
+
+def test_daily_rows_keep_the_same_player_id_of_two_games_apart(spark):
+    silver = _silver(
+        spark,
+        [
+            ("p1", "purchase", "2026-11-01T09:00:00", {"sku": "a", "price_usd": 2.0}, "alpha"),
+            ("p1", "purchase", "2026-11-01T10:00:00", {"sku": "a", "price_usd": 5.0}, "beta"),
+            ("p1", "purchase", "2026-11-01T11:00:00", {"sku": "a", "price_usd": 1.0}, "beta"),
+        ],
+    )
+
+    rows = {(r.game_id, r.player_id, r.event_date): r for r in gold.player_daily(silver, [SMALL]).collect()}
+
+    assert {key: (r.spend_n, r.spend_sum) for key, r in rows.items()} == {
+        ("alpha", "p1", date(2026, 11, 1)): (1, 2.0),
+        ("beta", "p1", date(2026, 11, 1)): (2, 6.0),
+    }
 
 
 def test_value_inputs_count_only_events_that_carry_the_value(spark):
@@ -106,11 +127,31 @@ def test_features_cover_every_day_to_the_last_date_with_day_tiled_windows(spark)
     assert as_of == ms("2026-11-02T23:59:59.999")
 
 
+def test_the_same_player_id_in_two_games_gets_its_own_spine_and_windows(spark):
+    silver = _silver(
+        spark,
+        [
+            ("p1", "session_start", "2026-11-01T12:00:00", {}, "alpha"),
+            ("p1", "session_start", "2026-11-03T12:00:00", {}, "beta"),
+        ],
+    )
+    features = gold.features_at_day_end(spark, gold.player_daily(silver, [SMALL]), SMALL)
+
+    rows = {(r.game_id, r.player_id, r.as_of_date): r.session_count_3d for r in features.collect()}
+
+    assert rows == {
+        ("alpha", "p1", date(2026, 11, 1)): 1,
+        ("alpha", "p1", date(2026, 11, 2)): 1,
+        ("alpha", "p1", date(2026, 11, 3)): 1,
+        ("beta", "p1", date(2026, 11, 3)): 1,
+    }
+
+
 def test_feature_rows_hold_exactly_the_feature_set_columns_and_types(spark):
     silver = _silver(spark, [("p1", "session_start", "2026-11-01T12:00:00", {})])
     features = gold.features_at_day_end(spark, gold.player_daily(silver, [PLAYER_ACTIVITY_V1]), PLAYER_ACTIVITY_V1)
 
-    assert features.columns == ["player_id", "as_of_date", "as_of", *PLAYER_ACTIVITY_V1.feature_names]
+    assert features.columns == ["game_id", "player_id", "as_of_date", "as_of", *PLAYER_ACTIVITY_V1.feature_names]
     types = dict(features.dtypes)
     counts = {a.output_name(w) for a in PLAYER_ACTIVITY_V1.aggregations if a.op == "count" for w in a.windows}
     assert {types[c] for c in counts} == {"bigint"}

@@ -39,7 +39,7 @@ SNAPSHOT_DAYS = 20
 PLAYERS = 40
 FEATURES = PLAYER_ACTIVITY_V1.feature_names
 COUNTS = {a.output_name(w) for a in PLAYER_ACTIVITY_V1.aggregations if a.op == "count" for w in a.windows}
-GOLD_DDL = "player_id STRING, as_of_date DATE, as_of TIMESTAMP, " + ", ".join(
+GOLD_DDL = "game_id STRING, player_id STRING, as_of_date DATE, as_of TIMESTAMP, " + ", ".join(
     f"{n} {'LONG' if n in COUNTS else 'DOUBLE'}" for n in FEATURES
 )
 SILVER_DDL = (
@@ -56,13 +56,13 @@ def p_purchase(store_views: int) -> float:
     return 1 / (1 + math.exp(3.0 - 1.2 * store_views))
 
 
-def snapshot(player: str, day: date, **values: Any) -> tuple[Any, ...]:
-    return (player, day, end_of(day), *[values.get(n) for n in FEATURES])
+def snapshot(player: str, day: date, game_id: str = "demo", **values: Any) -> tuple[Any, ...]:
+    return (game_id, player, day, end_of(day), *[values.get(n) for n in FEATURES])
 
 
-def event(n: int, player: str, etype: str, at: datetime) -> tuple[Any, ...]:
+def event(n: int, player: str, etype: str, at: datetime, game_id: str = "demo") -> tuple[Any, ...]:
     price, sku = (4.99, "starter") if etype == "purchase" else (None, None)
-    return (f"e{n}", etype, player, "demo", at, at.date(), at, price, sku)
+    return (f"e{n}", etype, player, game_id, at, at.date(), at, price, sku)
 
 
 def write_lake(spark: Any, settings: Settings, snaps: list[tuple[Any, ...]], events: list[tuple[Any, ...]]) -> None:
@@ -208,28 +208,32 @@ def ship(spark: Any, settings: Settings) -> int:
 
 @pytest.fixture(scope="module")
 def leak_set(spark: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, dict[str, dict[str, Any]]]:
-    """Four players snapshotted on day D, purchases at the label window's edges: the training
-    set built from them, and the snapshot rows as they were before the build."""
+    """Four players snapshotted on day D, purchases at the label window's edges, and player
+    "twin" in two games, buying in game "rival" only: the training set built from them, and the
+    snapshot rows as they were before the build."""
     base = tmp_path_factory.mktemp("leak")
     settings = isolated(load_settings("local", base / "var"), base / "own")
     d = DAY0 + timedelta(days=5)
     as_of = end_of(d)
     snaps = [snapshot(p, d, store_view_count_1d=i) for i, p in enumerate(["at", "end", "after", "none"])]
+    snaps += [snapshot("twin", d, store_view_count_1d=5), snapshot("twin", d, "rival", store_view_count_1d=6)]
     events = [
         event(0, "at", "purchase", as_of),
         event(1, "end", "purchase", as_of + timedelta(hours=24)),
         event(2, "after", "purchase", as_of + timedelta(hours=24, milliseconds=1)),
         event(3, "none", "session_start", end_of(DAY0)),
+        event(4, "twin", "purchase", as_of + timedelta(hours=1), "rival"),
     ]
     write_lake(spark, settings, snaps, events)
     declare(settings, model_yaml("offer", GOOD, min_auc=0.6, min_history_days=0))
     gold = table_path(settings, "gold.player_features_v1")
-    before = {r["player_id"]: r.asDict() for r in spark.read.format("delta").load(gold).collect()}
+    before = {(r["game_id"], r["player_id"]): r.asDict() for r in spark.read.format("delta").load(gold).collect()}
     return build_training_set(spark, settings, load_model_config(settings, "offer")), before
 
 
-def labels_of(ts: Any) -> dict[str, int]:
-    return {r["player_id"]: r["label"] for r in ts.df.select("player_id", "label").collect()}
+def labels_of(ts: Any, game_id: str = "demo") -> dict[str, int]:
+    rows = ts.df.where(f"game_id = '{game_id}'").select("player_id", "label").collect()
+    return {r["player_id"]: r["label"] for r in rows}
 
 
 def test_an_event_exactly_at_as_of_is_not_in_the_label(leak_set: tuple[Any, Any]) -> None:
@@ -248,10 +252,23 @@ def test_a_player_without_label_events_is_negative(leak_set: tuple[Any, Any]) ->
     assert labels_of(leak_set[0])["none"] == 0
 
 
+def test_a_label_event_of_the_same_player_id_in_another_game_is_not_this_games_label(
+    leak_set: tuple[Any, Any],
+) -> None:
+    assert (labels_of(leak_set[0])["twin"], labels_of(leak_set[0], "rival")["twin"]) == (0, 1)
+
+
+def test_rows_are_keyed_by_game_player_and_snapshot_with_game_id_no_feature(leak_set: tuple[Any, Any]) -> None:
+    ts = leak_set[0]
+    assert ts.df.columns == ["game_id", "player_id", "as_of_date", "as_of", *FEATURES, "label"]
+    assert ts.df.select("game_id", "player_id", "as_of").distinct().count() == ts.df.count() == 6
+
+
 def test_features_are_copied_from_the_snapshot_untouched(leak_set: tuple[Any, Any]) -> None:
     ts, before = leak_set
     for row in ts.df.collect():
-        assert {n: row[n] for n in FEATURES} == {n: before[row["player_id"]][n] for n in FEATURES}
+        key = (row["game_id"], row["player_id"])
+        assert {n: row[n] for n in FEATURES} == {n: before[key][n] for n in FEATURES}
     assert ts.inputs["gold.player_features_v1"] == 0  # read, never rewritten
 
 

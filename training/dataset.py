@@ -1,6 +1,7 @@
 """Point-in-time training sets: feature snapshots joined to labels from strictly later events.
 
-A row is one ``(player_id, as_of)`` snapshot of ``gold.player_features_v1``, whose features were
+A row is one ``(game_id, player_id, as_of)`` snapshot of ``gold.player_features_v1`` (a player
+is the pair ``(game_id, player_id)``; ``game_id`` is a key, never a feature), whose features were
 computed from events at or before ``as_of`` by construction, and a label saying whether the
 player produced the model's label event in ``(as_of, as_of + horizon]``. The window is open at
 ``as_of`` (an event the features already counted can never be the label) and closed at its end.
@@ -29,14 +30,17 @@ EVENTS_TABLE = "silver.player_events"
 
 """Feature set → the gold table of its daily snapshots (a new set version gets a new table)."""
 
-KEY_COLUMNS = ("player_id", "as_of_date", "as_of")
+PLAYER = ("game_id", "player_id")
+"""What identifies a player: labels come from the same game's events only."""
+KEY_COLUMNS = (*PLAYER, "as_of_date", "as_of")
 LABEL = "label"
 
 
 @dataclass(frozen=True)
 class TrainingSet:
     df: DataFrame
-    """The written table, read back: ``player_id, as_of_date, as_of``, every feature of the set, ``label``."""
+    """The written table, read back: ``game_id, player_id, as_of_date, as_of``, every feature of
+    the set, ``label``."""
     table: str
     """``gold.training_{model}``."""
     version: int
@@ -72,27 +76,28 @@ def _read_pinned(spark: SparkSession, settings: Settings, name: str) -> tuple[Da
 
 
 def label_snapshots(snapshots: DataFrame, events: DataFrame, event_type: str, horizon_ms: int) -> DataFrame:
-    """``snapshots`` with ``label`` = 1 iff the player has an ``event_type`` event in
-    ``(as_of, as_of + horizon]``; compared in integer microseconds so the bounds are exact."""
+    """``snapshots`` with ``label`` = 1 iff the player (game and player id) has an ``event_type``
+    event in ``(as_of, as_of + horizon]``; compared in integer microseconds so the bounds are exact."""
     from pyspark.sql import functions as F
 
     horizon_us = horizon_ms * 1000
     targets = events.where(F.col("event_type") == event_type).select(
-        F.col("player_id").alias("e_player_id"), F.unix_micros("event_time").alias("e_us")
+        *(F.col(c).alias(f"e_{c}") for c in PLAYER), F.unix_micros("event_time").alias("e_us")
     )
-    keys = snapshots.select("player_id", "as_of").withColumn("s_us", F.unix_micros("as_of"))
+    keys = snapshots.select(*PLAYER, "as_of").withColumn("s_us", F.unix_micros("as_of"))
     positive = (
         keys.join(
             targets,
-            (keys.player_id == targets.e_player_id)
+            (keys.game_id == targets.e_game_id)
+            & (keys.player_id == targets.e_player_id)
             & (targets.e_us > keys.s_us)
             & (targets.e_us <= keys.s_us + F.lit(horizon_us)),
             "left_semi",
         )
-        .select("player_id", "as_of")
+        .select(*PLAYER, "as_of")
         .withColumn(LABEL, F.lit(1))
     )
-    return snapshots.join(positive, ["player_id", "as_of"], "left").withColumn(
+    return snapshots.join(positive, [*PLAYER, "as_of"], "left").withColumn(
         LABEL, F.coalesce(F.col(LABEL), F.lit(0)).cast("int")
     )
 

@@ -194,7 +194,7 @@ def train_model(
 
     cfg = load_model_config(settings, name)
     ts = build_training_set(spark, settings, cfg)
-    rows = ts.df.toPandas().sort_values(["as_of", "player_id"], kind="stable").reset_index(drop=True)
+    rows = ts.df.toPandas().sort_values(["as_of", "game_id", "player_id"], kind="stable").reset_index(drop=True)
     if rows.empty:
         raise TrainingFailed(
             f"{ts.table} is empty: no snapshot has {cfg.training.min_history_days} days of history "
