@@ -5,6 +5,15 @@ with ``EventValidator`` and puts the *normalised* form on the stream: times as e
 milliseconds, ``received_at`` stamped, ``properties`` kept as an object. Spark reads the same
 normalised form with ``BRONZE_DDL``. Changing a field here is a contract change: add a new
 ``schema_version`` rather than altering version 1 in place.
+
+Limits a sender cannot move: ``properties`` holds at most 64 keys and nests at most
+``MAX_PROPERTIES_DEPTH`` (8) levels of objects and arrays, counting ``properties`` itself as
+level 1. The limit is part of the type, so the decoder enforces it in C for whole batches and
+one event at a time alike, and the published JSON Schema spells it out; without it, the depth
+an event could nest was set by Python's recursion limit (a 956-deep object failed only when the
+collector re-encoded it). A device clock may be off by at most ``TimeBounds.max_skew_ms``
+(24 h by default): an event whose ``sent_at`` is further from the collector's clock is rejected,
+never corrected, so the correction silver and bronze apply to ``event_time`` is bounded too.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 import msgspec
 
@@ -49,7 +58,31 @@ ShortText = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Country = Annotated[str, msgspec.Meta(min_length=2, max_length=2, extra_json_schema={"pattern": COUNTRY_PATTERN})]
 EpochMs = Annotated[int, msgspec.Meta(ge=0, le=32503680000000)]  # up to year 3000
 Timestamp = EpochMs | datetime
-Properties = Annotated[dict[str, Any], msgspec.Meta(max_length=64)]
+
+MAX_PROPERTIES_DEPTH = 8
+"""Levels of objects/arrays ``properties`` may nest, itself included: ``{"a": {"b": [1]}}`` is 3."""
+MAX_REASON_CHARS = 240
+"""Rejection reasons quote the sender's input (an unknown field's name): kept to this length."""
+_Scalar = None | bool | int | float | str
+
+
+def _value_at(depth: int) -> Any:
+    """A property value whose containers sit at ``depth``: scalars only past the limit."""
+    if depth > MAX_PROPERTIES_DEPTH:
+        return _Scalar
+    inner = _value_at(depth + 1)
+    return Union[_Scalar, list[inner], dict[str, inner]]  # noqa: UP007 - built at run time
+
+
+Properties = Annotated[
+    dict[str, _value_at(2)],
+    msgspec.Meta(
+        max_length=64,
+        description=f"Per event type (e.g. purchase: sku, price_usd); at most 64 keys, nesting at most "
+        f"{MAX_PROPERTIES_DEPTH} levels of objects and arrays (this object is level 1).",
+        extra_json_schema={"x-max-depth": MAX_PROPERTIES_DEPTH},
+    ),
+]
 
 
 class Event(msgspec.Struct, forbid_unknown_fields=True):
@@ -110,16 +143,32 @@ def identity_reason(ev: Event) -> str | None:
     return None
 
 
+DEFAULT_MAX_CLOCK_SKEW_HOURS = 24.0
+
+
 @dataclass(frozen=True)
 class TimeBounds:
-    """How far from the server clock a (skew-corrected) event time may lie."""
+    """How far from the server clock a (skew-corrected) event time may lie, and how far a
+    device clock (``sent_at``) may be off before its correction is refused."""
 
     max_past_ms: int
     max_future_ms: int
+    max_skew_ms: int = int(DEFAULT_MAX_CLOCK_SKEW_HOURS * 3_600_000)
 
     @classmethod
-    def of(cls, max_past_days: float, max_future_minutes: float) -> TimeBounds:
-        return cls(int(max_past_days * 86_400_000), int(max_future_minutes * 60_000))
+    def of(
+        cls, max_past_days: float, max_future_minutes: float, max_clock_skew_hours: float = DEFAULT_MAX_CLOCK_SKEW_HOURS
+    ) -> TimeBounds:
+        return cls(
+            int(max_past_days * 86_400_000), int(max_future_minutes * 60_000), int(max_clock_skew_hours * 3_600_000)
+        )
+
+    def skew_reason(self) -> str:
+        hours = f"{self.max_skew_ms / 3_600_000:g}"
+        return (
+            f"sent_at is more than {hours} h from the collector's clock: the device clock is too far off to "
+            "correct event_time by; fix the clock or send the batch without sent_at"
+        )
 
 
 class EventValidator:
@@ -127,10 +176,13 @@ class EventValidator:
 
     def __init__(self, bounds: TimeBounds):
         self.bounds = bounds
+        self._skew_reason = bounds.skew_reason()
 
     def check_time(self, ev: Event, received_at_ms: int) -> str | None:
         """The reason a structurally valid event is still refused (its time), or ``None``."""
         sent_ms = to_epoch_ms(ev.sent_at) if ev.sent_at is not None else None
+        if sent_ms is not None and abs(received_at_ms - sent_ms) > self.bounds.max_skew_ms:
+            return self._skew_reason
         corrected = corrected_event_time_ms(to_epoch_ms(ev.event_time), sent_ms, received_at_ms)
         if corrected < received_at_ms - self.bounds.max_past_ms:
             return "event_time is further in the past than the collector accepts"
@@ -144,6 +196,7 @@ class EventValidator:
         bounds, a player id seen before) costs a few comparisons and a cache hit."""
         lo = received_at_ms - self.bounds.max_past_ms
         hi = received_at_ms + self.bounds.max_future_ms
+        skew, neg_skew = self.bounds.max_skew_ms, -self.bounds.max_skew_ms
         out: dict[int, str] = {}
         for i, ev in enumerate(events):
             t = ev.event_time
@@ -151,7 +204,11 @@ class EventValidator:
                 t = to_epoch_ms(t)
             sent = ev.sent_at
             if sent is not None:
-                t += received_at_ms - (sent if sent.__class__ is int else to_epoch_ms(sent))
+                shift = received_at_ms - (sent if sent.__class__ is int else to_epoch_ms(sent))
+                if shift > skew or shift < neg_skew:
+                    out[i] = self._skew_reason
+                    continue
+                t += shift
             if t < lo or t > hi:
                 out[i] = self.check_time(ev, received_at_ms) or "event_time is out of bounds"
             elif not _player_id_ok(ev.player_id) or (ev.country is not None and not _country_ok(ev.country)):
@@ -159,13 +216,22 @@ class EventValidator:
         return out
 
     def check(self, raw: Any, received_at_ms: int) -> tuple[Event | None, str | None]:
-        """``(event, None)`` when valid, else ``(None, reason)``."""
+        """``(event, None)`` when valid, else ``(None, reason)``; ``raw`` is a decoded JSON value
+        or a ``msgspec.Raw`` (one item's JSON text, decoded here so that a bad item costs only
+        its own rejection)."""
+        if isinstance(raw, msgspec.Raw):
+            try:
+                raw = _decode_item(raw)
+            except msgspec.DecodeError as exc:
+                return None, _short(f"not valid JSON: {exc}")
+            except RecursionError:
+                return None, f"nests too deep to decode (properties may nest {MAX_PROPERTIES_DEPTH} levels)"
         if not isinstance(raw, dict):
             return None, f"an event must be a JSON object, got {type(raw).__name__}"
         try:
             ev = msgspec.convert(raw, Event, strict=False)
         except msgspec.ValidationError as exc:
-            return None, str(exc)
+            return None, _validation_reason(exc, raw)
         reason = identity_reason(ev) or self.check_time(ev, received_at_ms)
         return (None, reason) if reason else (ev, None)
 
@@ -173,6 +239,33 @@ class EventValidator:
         """``(normalised_event, None)`` when valid, else ``(None, reason)``."""
         ev, reason = self.check(raw, received_at_ms)
         return (normalise(ev, received_at_ms), None) if ev is not None else (None, reason)
+
+
+_decode_item = msgspec.json.Decoder().decode
+
+
+def _short(reason: str) -> str:
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects/arrays in ``value`` (0 for a scalar), without recursion; counting stops
+    past ``MAX_PROPERTIES_DEPTH``."""
+    depth, level = 0, [value]
+    while True:
+        containers = [c for c in level if isinstance(c, (dict, list))]
+        if not containers or depth > MAX_PROPERTIES_DEPTH:
+            return depth
+        depth += 1
+        level = [v for c in containers for v in (c.values() if isinstance(c, dict) else c)]
+
+
+def _validation_reason(exc: msgspec.ValidationError, raw: dict[str, Any]) -> str:
+    """msgspec's message, or a plain one when ``properties`` nests past the contract's depth."""
+    reason = str(exc)
+    if "`$.properties" in reason and nesting_depth(raw.get("properties")) > MAX_PROPERTIES_DEPTH:
+        return f"properties nest deeper than {MAX_PROPERTIES_DEPTH} levels - at `$.properties`"
+    return _short(reason)
 
 
 def normalise(ev: Event, received_at_ms: int) -> dict[str, Any]:

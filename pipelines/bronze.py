@@ -1,8 +1,11 @@
 """Bronze: the event stream and the dead-letter store landed in Delta as they came, exactly once.
 
 ``bronze.player_events`` is the stream's rows with epoch-ms times turned into TIMESTAMPs,
-``ingested_at`` (this hop's ``processed_at`` stamp) and ``event_date`` (the UTC date of
-``event_time`` as the device sent it), partitioned by ``event_date``, zstd Parquet. A Structured
+``ingested_at`` (this hop's ``processed_at`` stamp) and ``event_date``, partitioned by
+``event_date``, zstd Parquet. ``event_time`` stays as the device sent it, but ``event_date`` is
+the UTC date of the skew-corrected time (``corrected_event_time``, as silver computes it): the
+collector bounds that time to its accepted window, so no sender can create partitions for 1970
+or 2999 by setting its clock there. A Structured
 Streaming query with ``trigger(availableNow=True)`` reads everything new and stops; its
 checkpoint plus Delta's idempotent streaming sink make a re-run add only what is new.
 
@@ -28,7 +31,7 @@ from typing import TYPE_CHECKING
 from features.config import Settings
 from features.deadletter import DeadLetter, open_dead_letter_store
 from pipelines.entrypoint import job_main
-from pipelines.expressions import utc_date
+from pipelines.expressions import corrected_event_time, utc_date
 from pipelines.lake import job_tag, rows_added_since, table_version
 from pipelines.session import table_path
 
@@ -46,7 +49,8 @@ DEAD_LETTER_PAGE = 5000
 
 
 def bronze_events(stream_rows: DataFrame) -> DataFrame:
-    """Stream rows (``STREAM_EVENT_DDL``) as bronze rows: TIMESTAMPs, ``ingested_at``, ``event_date``."""
+    """Stream rows (``STREAM_EVENT_DDL``) as bronze rows: TIMESTAMPs, ``ingested_at``, and
+    ``event_date`` from the skew-corrected event time."""
     from pyspark.sql import functions as F
 
     missing = [c for c in EPOCH_MS_COLUMNS if c not in stream_rows.columns]
@@ -54,7 +58,10 @@ def bronze_events(stream_rows: DataFrame) -> DataFrame:
         raise ValueError(f"stream rows lack the epoch-ms columns {missing}: expected STREAM_EVENT_DDL")
     times = {c: F.timestamp_millis(F.col(c)) for c in EPOCH_MS_COLUMNS}
     return stream_rows.withColumns(times).withColumns(
-        {"ingested_at": F.current_timestamp(), "event_date": utc_date(F.col("event_time"))}
+        {
+            "ingested_at": F.current_timestamp(),
+            "event_date": utc_date(corrected_event_time(F.col("event_time"), F.col("sent_at"), F.col("received_at"))),
+        }
     )
 
 

@@ -22,9 +22,9 @@ from features.deadletter import DeadLetter
 from features.streams import StreamRecord
 from features.streams.codec import encode_events
 from serving.auth import UNAUTHORIZED, GameKeys
-from serving.decoding import BodyError, decompress, parse_events
+from serving.dead_letters import DeadLetterBudget
+from serving.decoding import BodyError, check_value_count, decompress, item_bytes, parse_events
 
-_encode = msgspec.json.encode
 _typed_array = msgspec.json.Decoder(list[Event])
 
 
@@ -48,7 +48,7 @@ def decode_typed(data: bytes, content_type: str | None) -> list[Event] | None:
             return _typed_array.decode(data)
         if head == b"{":
             return _typed_envelope.decode(data).events
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     return None
 
@@ -62,6 +62,10 @@ def reason_kind(reason: str) -> str:
         return "unknown_field"
     if "further in the" in reason:
         return "event_time_out_of_bounds"
+    if "device clock" in reason:
+        return "clock_skew"
+    if " nest" in reason:
+        return "nested_too_deep"
     if "game_id does not match" in reason:
         return "game_mismatch"
     if "must be a JSON object" in reason:
@@ -152,6 +156,7 @@ class Collector:
                     raise
             else:
                 data = decompress(body, headers.get("content-encoding"), limit)
+            check_value_count(data, self.config.max_json_values)
             typed = decode_typed(data, headers.get("content-type"))
             items: list[Any] = typed if typed is not None else parse_events(data, headers.get("content-type"))
         except BodyError as exc:
@@ -159,8 +164,8 @@ class Collector:
             if exc.status == 400:
                 request_id = request_id or uuid.uuid4().hex
                 letters.append(
-                    DeadLetter(
-                        received_at=received_at, reason=exc.reason, raw=_head(body), game_id=game, request_id=request_id
+                    DeadLetterBudget.of(self.config).letter(
+                        received_at=received_at, reason=exc.reason, raw=body, game_id=game, request_id=request_id
                     )
                 )
             return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
@@ -175,6 +180,7 @@ class Collector:
         by_player: dict[str, list[Event]] = {}
         late_or_early = self.validator.batch_rejections(typed, received_at) if typed is not None else {}
         check = self.validator.check
+        budget: DeadLetterBudget | None = None
         for index, raw in enumerate(items):
             if typed is not None:
                 reason = late_or_early.get(index)
@@ -185,12 +191,13 @@ class Collector:
                 event, reason = None, f"game_id does not match the API key (key is for '{game}')"
             if event is None:
                 request_id = request_id or uuid.uuid4().hex
+                budget = budget or DeadLetterBudget.of(self.config)
                 out.errors.append({"index": index, "reason": reason})
                 out.dead_letters.append(
-                    DeadLetter(
+                    budget.letter(
                         received_at=received_at,
                         reason=reason or "invalid",
-                        raw=_encode(raw).decode(),
+                        raw=item_bytes(raw),
                         game_id=game,
                         index=index,
                         request_id=request_id,
@@ -219,7 +226,3 @@ def _encode_within_limit(events: list[Event], received_at: int, stream_at: int) 
     return _encode_within_limit(events[:half], received_at, stream_at) + _encode_within_limit(
         events[half:], received_at, stream_at
     )
-
-
-def _head(body: bytes, limit: int = 4096) -> str:
-    return body[:limit].decode("utf-8", errors="replace")

@@ -20,7 +20,7 @@ def _events(spark, settings):
     return spark.read.format("delta").load(table_path(settings, bronze.EVENTS_TABLE))
 
 
-def test_events_land_with_timestamps_ingested_at_and_device_event_date(spark, settings):
+def test_events_land_with_device_times_and_the_corrected_event_date(spark, settings):
     late = event(
         "purchase",
         event_time="2026-11-02T23:59:59.999",
@@ -47,7 +47,7 @@ def test_events_land_with_timestamps_ingested_at_and_device_event_date(spark, se
         .first()
     )
     assert (row.event_ms, row.sent_ms, row.received_ms) == (late["event_time"], late["sent_at"], late["received_at"])
-    assert row.event_date == date(2026, 11, 2)  # the device's time as sent, not yet skew-corrected
+    assert row.event_date == date(2026, 11, 3)  # 23:59:59.999 on a clock 2 s slow: the 3rd, as silver says
     assert row.ingested_at is not None and row.stream_at is not None
     assert row.properties == '{"sku":"gem","price_usd":1.5}'
     schema = dict(_events(spark, settings).dtypes)
@@ -87,6 +87,19 @@ def test_events_are_partitioned_by_event_date_in_zstd_parquet(spark, settings):
     files = sorted(Path(path).glob("event_date=*/*.parquet"))
     assert {f.parent.name for f in files} == {"event_date=2026-11-01", "event_date=2026-11-02"}
     assert {pq.ParquetFile(f).metadata.row_group(0).column(0).compression for f in files} == {"ZSTD"}
+
+
+def test_a_device_clock_set_to_1970_does_not_create_a_1970_partition(spark, settings):
+    clock_off = event(
+        event_time="1970-01-01T00:00:00", sent_at=ms("1970-01-01T00:00:05"), received_at=ms("2026-11-02T10:00:05")
+    )
+    put_events(settings, [clock_off])
+    bronze.ingest_events(spark, settings)
+
+    files = Path(table_path(settings, bronze.EVENTS_TABLE)).glob("event_date=*/*.parquet")
+    assert {f.parent.name for f in files} == {"event_date=2026-11-02"}
+    row = _events(spark, settings).selectExpr("unix_millis(event_time) AS t").first()
+    assert row.t == 0  # the device's own time is kept as sent
 
 
 def test_rerun_adds_only_records_put_since_the_last_run(spark, settings):

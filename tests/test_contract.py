@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import pytest
 
-from features.contract import Event, EventValidator, TimeBounds, normalise
+from features.contract import (
+    MAX_PROPERTIES_DEPTH,
+    MAX_REASON_CHARS,
+    Event,
+    EventValidator,
+    TimeBounds,
+    nesting_depth,
+    normalise,
+)
 from tests_support import make_event
 
 NOW = 1_795_000_000_000
@@ -68,3 +77,72 @@ def test_identity_rules_refuse_the_same_events_in_a_batch_and_one_by_one(over, f
 def test_a_player_id_with_a_trailing_newline_is_refused():
     event, reason = validator.check(make_event(event_time=NOW, player_id="p1\n"), NOW)
     assert event is None and "player_id" in reason
+
+
+DAY = 24 * HOUR
+
+
+@pytest.mark.parametrize(
+    ("event_time", "sent_at"),
+    [
+        (NOW - 2 * HOUR + 23 * HOUR, NOW + 23 * HOUR),  # a clock 23 h fast: still corrected
+        (NOW + 25 * HOUR, NOW + 25 * HOUR),  # 25 h fast: refused
+        (NOW - 25 * HOUR, NOW - 25 * HOUR),  # 25 h slow: refused
+        (1_000, 1_000),  # a clock set to 1970
+        (32_503_000_000_000, 32_503_000_000_000),  # a clock set to 2999
+        (datetime.fromtimestamp((NOW - 30 * DAY) / 1000, UTC), datetime.fromtimestamp((NOW - 30 * DAY) / 1000, UTC)),
+    ],
+)
+def test_batch_and_single_checks_refuse_the_same_device_clocks(event_time, sent_at):
+    ev = typed(event_time=event_time, sent_at=sent_at)
+    _, single_reason = validator.check(make_event(event_time=event_time, sent_at=sent_at), NOW)
+    assert validator.batch_rejections([ev], NOW).get(0) == validator.check_time(ev, NOW) == single_reason
+
+
+def test_a_device_clock_further_off_than_the_bound_is_refused_naming_sent_at():
+    reason = validator.check_time(typed(event_time=NOW + 25 * HOUR, sent_at=NOW + 25 * HOUR), NOW)
+    assert reason is not None and "sent_at" in reason and "24 h" in reason
+
+
+def test_the_clock_skew_bound_is_configurable():
+    strict = EventValidator(TimeBounds.of(max_past_days=1, max_future_minutes=60, max_clock_skew_hours=1))
+    ev = typed(event_time=NOW + 2 * HOUR, sent_at=NOW + 2 * HOUR)
+    assert validator.check_time(ev, NOW) is None
+    assert "1 h" in strict.check_time(ev, NOW)
+    assert strict.batch_rejections([ev], NOW)[0] == strict.check_time(ev, NOW)
+
+
+def nested(depth: int) -> dict:
+    """Objects and arrays in turn, ``depth`` levels in all (the outermost an object)."""
+    value: Any = {} if depth % 2 else []
+    for level in range(depth - 1, 0, -1):
+        value = {"a": value} if level % 2 else [value]
+    return value
+
+
+def test_properties_may_nest_up_to_the_contracts_depth():
+    assert nesting_depth(nested(MAX_PROPERTIES_DEPTH)) == MAX_PROPERTIES_DEPTH
+    for properties in (nested(MAX_PROPERTIES_DEPTH), {"list": [[[[[[[1]]]]]]], "n": 1.5, "s": "x", "b": True}):
+        raw = make_event(event_time=NOW, properties=properties)
+        assert validator.check(raw, NOW)[1] is None
+        assert msgspec.json.decode(msgspec.json.encode([raw]), type=list[Event])[0].properties == properties
+
+
+@pytest.mark.parametrize("value", [nested(MAX_PROPERTIES_DEPTH + 1), {"list": [[[[[[[[1]]]]]]]]}])
+def test_properties_nesting_deeper_are_refused_one_by_one_and_in_a_batch(value):
+    raw = make_event(event_time=NOW, properties=value)
+    event, reason = validator.check(raw, NOW)
+    assert event is None and reason == f"properties nest deeper than {MAX_PROPERTIES_DEPTH} levels - at `$.properties`"
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.json.decode(msgspec.json.encode([raw]), type=list[Event])
+
+
+def test_the_published_schema_states_the_properties_depth():
+    schema = msgspec.json.schema(Event)["$defs"]["Event"]["properties"]["properties"]
+    assert schema["x-max-depth"] == MAX_PROPERTIES_DEPTH
+    assert f"at most {MAX_PROPERTIES_DEPTH} levels" in schema["description"]
+
+
+def test_a_reason_quoting_a_long_field_name_is_cut_to_the_contracts_length():
+    event, reason = validator.check({**make_event(event_time=NOW), "y" * 10_000: 1}, NOW)
+    assert event is None and "unknown field" in reason and len(reason) <= MAX_REASON_CHARS
