@@ -4,6 +4,7 @@
     playerpulse models deploy NAME [--alias live] [--package ZIP] [--role-arn ARN]
     playerpulse models rollback NAME --lambda [--alias live]
     playerpulse infra render [--out infra/template.yaml]
+    playerpulse collector package [--out DIR]
 
 The logic lives in ``serving.deploy``; these functions parse options and print the outcome.
 """
@@ -22,6 +23,7 @@ from serving.deploy.naming import LIVE_ALIAS
 console = Console()
 
 infra_app = typer.Typer(help="The cloud stack as code (AWS SAM), rendered from configuration.", no_args_is_help=True)
+collector_app = typer.Typer(help="The collector's AWS Lambda function (POST /v1/events).", no_args_is_help=True)
 
 Env = Annotated[
     str | None,
@@ -93,3 +95,21 @@ def infra_render(
     path = write_template(out or repo_root() / TEMPLATE_PATH)
     functions = [r for r in render_template()["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
     console.print(f"wrote {path} ({len(functions)} functions)", markup=False, soft_wrap=True)
+
+
+@collector_app.command("package")
+def collector_package(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for collector.zip (default: WORKDIR/lambda/packages; the stack reads dist/lambda)."
+        ),
+    ] = None,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Build the collector's Lambda zip: handler code and its pinned requirements (no model, no numpy)."""
+    from serving.deploy.collector_package import package_collector
+
+    report = package_collector(load_settings(env, workdir), out)
+    console.print(report.summary(), markup=False, soft_wrap=True)

@@ -62,19 +62,21 @@ class PackageReport:
         cache = "reused from cache" if self.requirements.reused else "installed"
         return (
             f"{self.path}: {self.model} v{self.version}, {self.files} files, "
-            f"{_mib(self.zipped_bytes)} zipped (Lambda's limit {_mib(self.limits.zipped_bytes)}), "
-            f"{_mib(self.unzipped_bytes)} unzipped (limit {_mib(self.limits.unzipped_bytes)}); "
+            f"{mib(self.zipped_bytes)} zipped (Lambda's limit {mib(self.limits.zipped_bytes)}), "
+            f"{mib(self.unzipped_bytes)} unzipped (limit {mib(self.limits.unzipped_bytes)}); "
             f"requirements {cache} ({self.requirements.folder})"
         )
 
 
-_TRIM = (
-    "remove requirements the handler does not import from serving/deploy/requirements-lambda.txt "
-    "(or prune more of them in serving/deploy/requirements.py)"
-)
+def _trim(layer: RequirementsLayer) -> str:
+    return (
+        f"remove requirements the handler does not import from serving/deploy/{layer.requirements_name} "
+        "(or prune more of them in serving/deploy/requirements.py)"
+    )
 
 
-def _mib(n: int) -> str:
+def mib(n: int) -> str:
+    """Bytes as the MiB figure every size message prints."""
     return f"{n / 2**20:.1f} MiB"
 
 
@@ -111,6 +113,48 @@ def _export_champion(settings: Settings, model: str, folder: Path) -> int:
     return champion.version
 
 
+def code_entries(root: Path) -> list[tuple[Path, str]]:
+    """The handler code every function ships: ``features/``, ``serving/`` (not its build-time
+    ``deploy/``) and ``conf/*.yaml``, named as they sit in ``/var/task``."""
+    entries: list[tuple[Path, str]] = []
+    for pkg in CODE_PACKAGES:
+        entries += _files(root / pkg, root, EXCLUDED_CODE)
+    entries += [(p, f"conf/{p.name}") for p in sorted((root / "conf").glob("*.yaml"))]
+    return entries
+
+
+def write_package(
+    what: str, out: Path, layer: RequirementsLayer, entries: list[tuple[Path, str]], limits: SizeLimits
+) -> tuple[int, int, int]:
+    """Zip ``layer`` and ``entries`` into ``out`` within ``limits``: ``(zipped, unzipped, files)``.
+
+    Over the unzipped limit nothing is written; over the zipped limit the half-made zip is
+    removed. Either way the error names ``what`` and what to trim. ``out`` appears only whole.
+    """
+    unzipped = layer.unzipped_bytes + sum(p.stat().st_size for p, _ in entries)
+    if unzipped > limits.unzipped_bytes:
+        raise PlayerPulseError(
+            f"the package for {what} would be {mib(unzipped)} unzipped, over Lambda's "
+            f"{mib(limits.unzipped_bytes)} limit: {_trim(layer)}"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".zip.partial")
+    shutil.copyfile(layer.archive, partial)
+    with zipfile.ZipFile(partial, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
+        for path, name in entries:
+            zf.write(path, name)
+        files = len(zf.infolist())
+    zipped = partial.stat().st_size
+    if zipped > limits.zipped_bytes:
+        partial.unlink()
+        raise PlayerPulseError(
+            f"the package for {what} is {mib(zipped)} zipped, over Lambda's "
+            f"{mib(limits.zipped_bytes)} direct-upload limit: {_trim(layer)}"
+        )
+    os.replace(partial, out)
+    return zipped, unzipped, files
+
+
 def package_model(
     settings: Settings, model: str, out_dir: Path | None = None, limits: SizeLimits = LAMBDA_LIMITS
 ) -> PackageReport:
@@ -118,35 +162,10 @@ def package_model(
     import tempfile
 
     out = (out_dir / f"{model}.zip") if out_dir is not None else default_package_path(settings, model)
-    root = repo_root()
     with tempfile.TemporaryDirectory(prefix=f"pp-package-{model}-") as tmp:
         staging = Path(tmp)
         version = _export_champion(settings, model, staging / "model")  # fails fast: no champion, no pip
         layer = requirements_layer(lambda_cache_dir(settings))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        entries: list[tuple[Path, str]] = []
-        for pkg in CODE_PACKAGES:
-            entries += _files(root / pkg, root, EXCLUDED_CODE)
-        entries += [(p, f"conf/{p.name}") for p in sorted((root / "conf").glob("*.yaml"))]
-        entries += _files(staging / "model", staging)
-        unzipped = layer.unzipped_bytes + sum(p.stat().st_size for p, _ in entries)
-        if unzipped > limits.unzipped_bytes:
-            raise PlayerPulseError(
-                f"the package for '{model}' would be {_mib(unzipped)} unzipped, over Lambda's "
-                f"{_mib(limits.unzipped_bytes)} limit: {_TRIM}"
-            )
-        partial = out.with_suffix(".zip.partial")
-        shutil.copyfile(layer.archive, partial)
-        with zipfile.ZipFile(partial, "a", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-            for path, name in entries:
-                zf.write(path, name)
-            files = len(zf.infolist())
-    zipped = partial.stat().st_size
-    if zipped > limits.zipped_bytes:
-        partial.unlink()
-        raise PlayerPulseError(
-            f"the package for '{model}' is {_mib(zipped)} zipped, over Lambda's "
-            f"{_mib(limits.zipped_bytes)} direct-upload limit: {_TRIM}"
-        )
-    os.replace(partial, out)
+        entries = code_entries(repo_root()) + list(_files(staging / "model", staging))
+        zipped, unzipped, files = write_package(f"'{model}'", out, layer, entries, limits)
     return PackageReport(model, version, out, zipped, unzipped, files, layer, limits)

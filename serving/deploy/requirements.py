@@ -66,6 +66,12 @@ class RequirementsLayer:
     digest: str
     reused: bool
     """True when the folder came from the cache rather than a fresh pip install."""
+    source: Path = REQUIREMENTS_FILE
+    """The pinned list it was installed from."""
+
+    @property
+    def requirements_name(self) -> str:
+        return self.source.name
 
     @property
     def archive(self) -> Path:
@@ -156,7 +162,7 @@ def requirements_layer(cache_root: Path, requirements: Path = REQUIREMENTS_FILE)
     digest = requirements_digest(requirements)
     folder = cache_root / f"requirements-{digest}"
     if (folder / ".complete").is_file() and (folder / LAYER_ZIP).is_file():
-        return RequirementsLayer(folder, digest, reused=True)
+        return RequirementsLayer(folder, digest, reused=True, source=requirements)
     cache_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".requirements-{digest}-", dir=cache_root))
     try:
@@ -170,4 +176,4 @@ def requirements_layer(cache_root: Path, requirements: Path = REQUIREMENTS_FILE)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
-    return RequirementsLayer(folder, digest, reused=False)
+    return RequirementsLayer(folder, digest, reused=False, source=requirements)
