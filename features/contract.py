@@ -41,6 +41,9 @@ EventType = Literal[
     "currency_earn",
     "currency_spend",
     "ad_view",
+    # A vendor SDK's event with no PlayerPulse equivalent, kept when the game's vendor mapping
+    # says ``unmapped: custom`` (serving/vendors); its vendor name is ``properties.name``.
+    "custom",
 ]
 Platform = Literal["ios", "android", "pc", "console", "web"]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
@@ -101,6 +104,18 @@ class Event(msgspec.Struct, forbid_unknown_fields=True):
     country: Country | None = None
     session_id: ShortText | None = None
     properties: Properties = msgspec.field(default_factory=dict)
+
+
+def event_schema_components(ref_template: str = "#/$defs/{name}") -> dict[str, Any]:
+    """JSON Schema components of ``Event`` as msgspec derives them, except ``properties``: its
+    depth-bounded value type unrolls into 2^7 nested ``anyOf`` copies (~40 KB that schema tools
+    crawl through), so it is published as an object of at most 64 keys with the depth stated in
+    ``x-max-depth`` and its description."""
+    (_, components) = msgspec.json.schema_components([Event], ref_template=ref_template)
+    props = components["Event"]["properties"]["properties"]
+    props.pop("additionalProperties", None)
+    props["type"] = "object"
+    return components
 
 
 def to_epoch_ms(value: int | datetime) -> int:

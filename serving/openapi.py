@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
-from features.contract import Event
+from features.contract import event_schema_components
 
 
 def event_schemas() -> dict[str, Any]:
     """JSON Schema components of the event contract, derived from the msgspec definition."""
-    (_, components) = msgspec.json.schema_components([Event], ref_template="#/components/schemas/{name}")
-    return components
+    return event_schema_components(ref_template="#/components/schemas/{name}")
 
 
 # Items are validated one by one (an invalid item is reported by index, the rest accepted), so
