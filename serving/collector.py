@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +169,31 @@ class Collector:
                     )
                 )
             return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
+        return self.prepare_items(
+            game, items, received_at, typed=typed is not None, request_id=request_id, decoded_bytes=len(data)
+        )
+
+    def prepare_items(
+        self,
+        game: str,
+        items: Sequence[Any],
+        received_at: int,
+        raw_items: Sequence[bytes] | None = None,
+        *,
+        typed: bool = False,
+        rejected: Mapping[int, str] | None = None,
+        request_id: str | None = None,
+        decoded_bytes: int = 0,
+    ) -> Prepared:
+        """Validate already-parsed items of an authenticated ``game`` and batch them by player.
+
+        ``prepare`` ends here after decoding, and so does every vendor adapter
+        (``serving.vendors``) after mapping its format: one place decides what is valid. A
+        rejected item's dead letter keeps ``raw_items[index]`` when given (a vendor's event as
+        that vendor sent it, not its mapped form), else the item's own bytes; ``rejected`` holds
+        items the caller already refused (index → reason). ``typed`` says the items are
+        ``Event`` structs decoded in one pass, which only need their times and ids checked.
+        """
         if len(items) > self.config.max_events_per_batch:
             return Prepared(
                 413,
@@ -176,13 +201,15 @@ class Collector:
                 message=f"{len(items)} events in one request; the limit is "
                 f"{self.config.max_events_per_batch}: split the batch",
             )
-        out = Prepared(202, game, decoded_bytes=len(data), events_in=len(items))
+        out = Prepared(202, game, decoded_bytes=decoded_bytes, events_in=len(items))
         by_player: dict[str, list[Event]] = {}
-        late_or_early = self.validator.batch_rejections(typed, received_at) if typed is not None else {}
+        late_or_early = self.validator.batch_rejections(list(items), received_at) if typed else {}
         check = self.validator.check
         budget: DeadLetterBudget | None = None
         for index, raw in enumerate(items):
-            if typed is not None:
+            if rejected and index in rejected:
+                event, reason = None, rejected[index]
+            elif typed:
                 reason = late_or_early.get(index)
                 event: Event | None = None if reason else raw
             else:
@@ -197,7 +224,7 @@ class Collector:
                     budget.letter(
                         received_at=received_at,
                         reason=reason or "invalid",
-                        raw=item_bytes(raw),
+                        raw=raw_items[index] if raw_items is not None else item_bytes(raw),
                         game_id=game,
                         index=index,
                         request_id=request_id,
