@@ -334,6 +334,27 @@ DEVELOPMENT_KEYS: dict[str, str] = {
 """Keys published in the README for the embedded demo: accepted by the ``local`` env only."""
 
 
+class GameVendorsConfig(_Strict):
+    """How this game's events may also arrive through analytics SDKs it already ships
+    (Segment, Snowplow, GameAnalytics; ``serving/vendors``). Segment and Snowplow clients carry
+    the game's ingest key; GameAnalytics signs each body with its own secret instead."""
+
+    mapping: str = Field("default", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    """``conf/vendors/<mapping>.yaml``: how each vendor's events become PlayerPulse events
+    (validated when the collector starts)."""
+    gameanalytics_game_key: str | None = Field(None, pattern=r"^[A-Za-z0-9]{1,64}$")
+    """The GameAnalytics game key in the SDK's URL (``/v2/<game_key>/events``)."""
+    gameanalytics_secret_env: str | None = Field(None, pattern=r"^[A-Z][A-Z0-9_]{0,127}$")
+    """Name of the environment variable holding the GameAnalytics secret key: the body's
+    HMAC needs the secret itself (not a digest), so it never appears in configuration."""
+
+    @model_validator(mode="after")
+    def _gameanalytics_pair(self) -> GameVendorsConfig:
+        if (self.gameanalytics_game_key is None) != (self.gameanalytics_secret_env is None):
+            raise ValueError("set both gameanalytics_game_key and gameanalytics_secret_env, or neither")
+        return self
+
+
 class GameConfig(_Strict):
     """One game's credentials, per role. Several keys may be live per role, so a key rotates
     with overlap: add the new digest, ship it, remove the old one."""
@@ -343,6 +364,8 @@ class GameConfig(_Strict):
     serve_keys: list[Sha256Digest] = Field(default_factory=list)
     """Digests of keys that may read this game's profiles and predictions; they stay on the
     game's servers. Empty: nobody reads this game's players over HTTP."""
+    vendors: GameVendorsConfig | None = None
+    """Accept this game's events in vendor SDK formats too; absent: ``/v1/events`` only."""
 
 
 class Settings(_Strict):

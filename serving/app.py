@@ -18,8 +18,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from features.config import Settings
-from serving.openapi import ERROR, event_schemas
-from serving.routes import ingest, ops, players
+from serving.openapi import ERROR, VENDOR_SECURITY_SCHEMES, event_schemas
+from serving.routes import ingest, ops, players, vendors
 from serving.state import ServingState
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serving = state
-    for router in (ingest.router, players.router, ops.router):
+    for router in (ingest.router, players.router, ops.router, vendors.router):
         app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
@@ -72,7 +72,10 @@ def create_app(settings: Settings) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(event_schemas())
             components["Error"] = ERROR
-            schema["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+            schema["components"]["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                **VENDOR_SECURITY_SCHEMES,
+            }
             app.openapi_schema = schema
         return app.openapi_schema
 

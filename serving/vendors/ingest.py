@@ -1,0 +1,186 @@
+"""Vendor formats in front of the one collector core.
+
+Each entry point authenticates the way its vendor's clients do, decodes the body within the
+collector's limits (``serving.decoding``), reads every vendor event (``segment``, ``snowplow``,
+``gameanalytics``), maps it by the game's declared rules (``mapping``), and hands the mapped
+events to ``Collector.prepare_items``: validation, dead letters, batching by player and the
+answer's accounting are the same as for ``POST /v1/events``. A rejected vendor event is
+dead-lettered as the vendor sent it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import msgspec
+
+from features.config import Settings
+from features.contract import now_ms
+from features.errors import ConfigError
+from serving.auth import UNAUTHORIZED
+from serving.collector import Collector, Prepared, body_too_large
+from serving.dead_letters import DeadLetterBudget
+from serving.decoding import BodyError, check_value_count, decompress
+from serving.vendors import gameanalytics, segment, snowplow
+from serving.vendors.mapping import Mapper, MappingFile, Vendor, VendorEvent, load_mapping
+
+
+class VendorIngest:
+    """The vendor adapters of one deployment: each game's mappers and GameAnalytics keys."""
+
+    def __init__(self, settings: Settings, collector: Collector):
+        self.collector = collector
+        self.config = settings.collector
+        files: dict[str, MappingFile] = {}
+        self._mappers: dict[tuple[str, Vendor], Mapper] = {}
+        self._ga: dict[str, tuple[str, bytes]] = {}
+        for game, cfg in settings.games.items():
+            vendors = cfg.vendors
+            if vendors is None:
+                continue
+            if vendors.mapping not in files:
+                files[vendors.mapping] = load_mapping(vendors.mapping)
+            for vendor in ("segment", "snowplow", "gameanalytics"):
+                self._mappers[(game, vendor)] = Mapper(vendor, game, files[vendors.mapping])
+            if vendors.gameanalytics_game_key is not None and vendors.gameanalytics_secret_env is not None:
+                secret = os.environ.get(vendors.gameanalytics_secret_env)
+                if not secret:
+                    raise ConfigError(
+                        f"games.{game}.vendors.gameanalytics_secret_env names ${vendors.gameanalytics_secret_env}, "
+                        "which is not set: export the game's GameAnalytics secret key in it"
+                    )
+                other = self._ga.get(vendors.gameanalytics_game_key)
+                if other is not None:
+                    raise ConfigError(
+                        f"games.{game} and games.{other[0]} have the same gameanalytics_game_key: give each its own"
+                    )
+                self._ga[vendors.gameanalytics_game_key] = (game, secret.encode())
+
+    # --- the three formats -------------------------------------------------------------------
+
+    def segment(self, headers: Mapping[str, str], body: bytes, single_type: str | None) -> Prepared:
+        """``/v1/batch`` (``single_type`` None) or ``/v1/{single_type}``; Basic auth by write key."""
+        received_at = now_ms()
+        game = self.collector.keys.game_for(segment.bearer_from_basic(headers.get("authorization")), "ingest")
+        if game is None or (game, "segment") not in self._mappers:
+            return Prepared(401, message="missing or invalid write key: send the game's ingest key as the write key")
+        data = self._decode(game, headers, body, received_at)
+        if isinstance(data, Prepared):
+            return data
+        try:
+            raws, sent_at = segment.parse(data, single_type)
+        except BodyError as exc:
+            return self._unusable(game, exc, body, received_at)
+        events = [segment.read(r, single_type, sent_at) for r in raws]
+        return self._prepare(game, "segment", events, [bytes(r) for r in raws], received_at, len(data))
+
+    def snowplow_post(self, game: str, headers: Mapping[str, str], body: bytes) -> Prepared:
+        received_at = now_ms()
+        if (game, "snowplow") not in self._mappers:
+            return Prepared(401, message=UNAUTHORIZED)
+        data = self._decode(game, headers, body, received_at, authenticated=False)
+        if isinstance(data, Prepared):
+            return data
+        try:
+            raws = snowplow.parse(data)
+        except BodyError as exc:
+            return Prepared(exc.status, message=exc.reason)  # not yet known to be the game: nothing kept
+        pairs = [snowplow.decode_pairs(r) for r in raws]
+        if not self._snowplow_key_ok(game, snowplow.app_ids(pairs)):
+            return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
+        events = [
+            snowplow.read(p, bytes(r)) if p is not None else "not a JSON object"
+            for p, r in zip(pairs, raws, strict=True)
+        ]
+        return self._prepare(game, "snowplow", events, [bytes(r) for r in raws], received_at, len(data))
+
+    def snowplow_get(self, game: str, query: Mapping[str, str]) -> Prepared:
+        received_at = now_ms()
+        if (game, "snowplow") not in self._mappers or not self._snowplow_key_ok(game, {query.get("aid", "")}):
+            return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
+        raw = msgspec.json.encode({k: v for k, v in query.items() if k != "aid"})
+        return self._prepare(game, "snowplow", [snowplow.read(query, raw)], [raw], received_at, len(raw))
+
+    def gameanalytics_game(self, game_key: str, headers: Mapping[str, str], body: bytes) -> str | None:
+        """The game whose GameAnalytics key and secret signed this body, else ``None`` (a 401)."""
+        found = self._ga.get(game_key)
+        if found is None or not gameanalytics.signature_ok(found[1], body, headers.get("authorization")):
+            return None
+        return found[0]
+
+    def gameanalytics_events(self, game_key: str, headers: Mapping[str, str], body: bytes) -> Prepared:
+        received_at = now_ms()
+        if len(body) > self.config.max_body_bytes:
+            return body_too_large(self.config.max_body_bytes)
+        game = self.gameanalytics_game(game_key, headers, body)
+        if game is None:
+            return Prepared(401, message="game key unknown or body signature (Authorization) does not verify")
+        data = self._decode(game, headers, body, received_at)
+        if isinstance(data, Prepared):
+            return data
+        try:
+            raws = gameanalytics.parse(data)
+        except BodyError as exc:
+            return self._unusable(game, exc, body, received_at)
+        events = [gameanalytics.read(r) for r in raws]
+        return self._prepare(game, "gameanalytics", events, [bytes(r) for r in raws], received_at, len(data))
+
+    # --- shared steps --------------------------------------------------------------------------
+
+    def _snowplow_key_ok(self, game: str, aids: set[str]) -> bool:
+        if len(aids) != 1:
+            return False
+        return self.collector.keys.game_for(f"Bearer {next(iter(aids))}", "ingest") == game
+
+    def _decode(
+        self, game: str, headers: Mapping[str, str], body: bytes, received_at: int, authenticated: bool = True
+    ) -> bytes | Prepared:
+        if len(body) > self.config.max_body_bytes:
+            return body_too_large(self.config.max_body_bytes)
+        try:
+            data = decompress(body, headers.get("content-encoding"), self.config.max_decompressed_bytes)
+            check_value_count(data, self.config.max_json_values)
+        except BodyError as exc:
+            if not authenticated:  # nothing is kept for a caller not yet known to be the game
+                return Prepared(exc.status, message=exc.reason)
+            return self._unusable(game, exc, body, received_at)
+        return data
+
+    def _unusable(self, game: str, exc: BodyError, body: bytes, received_at: int) -> Prepared:
+        letters = []
+        if exc.status == 400:
+            letters.append(
+                DeadLetterBudget.of(self.config).letter(
+                    received_at=received_at, reason=exc.reason, raw=body, game_id=game, request_id=uuid.uuid4().hex
+                )
+            )
+        return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
+
+    def _prepare(
+        self,
+        game: str,
+        vendor: Vendor,
+        events: list[VendorEvent | str],
+        raw_items: list[bytes],
+        received_at: int,
+        decoded_bytes: int,
+    ) -> Prepared:
+        mapper = self._mappers[(game, vendor)]
+        items: list[Any] = []
+        rejected: dict[int, str] = {}
+        mapped: Callable[[VendorEvent], tuple[dict[str, Any] | None, str | None]] = mapper.map
+        for index, ve in enumerate(events):
+            if isinstance(ve, str):
+                items.append(None)
+                rejected[index] = ve
+                continue
+            event, reason = mapped(ve)
+            items.append(event)
+            if event is None:
+                rejected[index] = reason or "invalid"
+        return self.collector.prepare_items(
+            game, items, received_at, raw_items, rejected=rejected, decoded_bytes=decoded_bytes
+        )
