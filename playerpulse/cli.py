@@ -21,6 +21,8 @@ from features.errors import PlayerPulseError
 from playerpulse.autoscale_command import stream_autoscale
 from playerpulse.cost.command import cost_app
 from playerpulse.deploy_commands import collector_app, infra_app, lambda_rollback, models_deploy, models_package
+from playerpulse.sql_command import sql
+from playerpulse.submit_command import submit
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -41,6 +43,8 @@ app.add_typer(cost_app, name="cost")
 models_app.command("package")(models_package)
 models_app.command("deploy")(models_deploy)
 app.add_typer(infra_app, name="infra")
+app.command("sql")(sql)
+app.command("submit")(submit)
 app.add_typer(collector_app, name="collector")
 
 Env = Annotated[
