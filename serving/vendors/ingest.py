@@ -91,17 +91,21 @@ class VendorIngest:
         pairs = [snowplow.decode_pairs(r) for r in raws]
         if not self._snowplow_key_ok(game, snowplow.app_ids(pairs)):
             return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
-        events = [
-            snowplow.read(p, bytes(r)) if p is not None else "not a JSON object"
+        # dead letters keep each event as sent, less its app id: that is the game's ingest key
+        kept = [
+            msgspec.json.encode(snowplow.without_key(p)) if p is not None else bytes(r)
             for p, r in zip(pairs, raws, strict=True)
         ]
-        return self._prepare(game, "snowplow", events, [bytes(r) for r in raws], received_at, len(data))
+        events = [
+            snowplow.read(p, k) if p is not None else "not a JSON object" for p, k in zip(pairs, kept, strict=True)
+        ]
+        return self._prepare(game, "snowplow", events, kept, received_at, len(data))
 
     def snowplow_get(self, game: str, query: Mapping[str, str]) -> Prepared:
         received_at = now_ms()
         if (game, "snowplow") not in self._mappers or not self._snowplow_key_ok(game, {query.get("aid", "")}):
             return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
-        raw = msgspec.json.encode({k: v for k, v in query.items() if k != "aid"})
+        raw = msgspec.json.encode(snowplow.without_key(query))
         return self._prepare(game, "snowplow", [snowplow.read(query, raw)], [raw], received_at, len(raw))
 
     def gameanalytics_game(self, game_key: str, headers: Mapping[str, str], body: bytes) -> str | None:

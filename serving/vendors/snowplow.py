@@ -65,6 +65,11 @@ def decode_pairs(raw: msgspec.Raw) -> dict[str, Any] | None:
     return pairs
 
 
+def without_key(pairs: Mapping[str, Any]) -> dict[str, Any]:
+    """The event less its app id, which carries the game's ingest key: never stored."""
+    return {k: v for k, v in pairs.items() if k != "aid"}
+
+
 def app_ids(events: list[dict[str, Any] | None]) -> set[str]:
     return {str(e.get("aid") or "") for e in events if e is not None}
 
