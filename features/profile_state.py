@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from features.definitions import FeatureSet
-from features.properties import property_value, quarantine_reason
+from features.expectations import DEFAULT_LATE_AFTER_DAYS, quarantine_reason
+from features.properties import property_value
 
 DAY_MS = 86_400_000
 
@@ -41,13 +42,28 @@ class ProfileState:
             return cls()
         return cls(days=dict(data.get("days", {})), last=dict(data.get("last", {})), seen=list(data.get("seen", [])))
 
-    def apply(self, fs: FeatureSet, event: dict[str, Any], time_ms: int, max_seen: int) -> bool:
+    def apply(
+        self,
+        fs: FeatureSet,
+        event: dict[str, Any],
+        time_ms: int,
+        max_seen: int,
+        late_after_days: float | None = None,
+    ) -> bool:
         """Fold one event in (its time already skew-corrected); False if skipped as duplicate
-        or as a row silver would quarantine."""
+        or as a row silver would quarantine.
+
+        ``late_after_days`` is silver's lateness horizon (``settings.silver.late_after_days``):
+        given, and with ``received_at`` in ``event``, an event received later than that after
+        ``time_ms`` is skipped as silver quarantines it; ``None`` folds late events in.
+        """
         if event["event_id"] in self.seen:
             return False
         props = event.get("properties") or {}
-        if quarantine_reason(event["event_type"], props) is not None:
+        received = event.get("received_at")
+        late_by = received - time_ms if late_after_days is not None and received is not None else None
+        horizon = late_after_days if late_after_days is not None else DEFAULT_LATE_AFTER_DAYS
+        if quarantine_reason(event["event_type"], props, late_by_ms=late_by, late_after_days=horizon) is not None:
             return False
         day = utc_date(time_ms).isoformat()
         etype = event["event_type"]

@@ -1,16 +1,16 @@
-"""Typed event properties and the quality rules on them, defined once for Python and Spark.
+"""Typed event properties, defined once for Python and Spark.
 
-The collector checks an event's envelope; what each event type carries in ``properties`` is
-checked here. Silver quarantines a row that breaks a rule (with the rule's reason) and the
-streaming path skips it, so both paths see the same events. The Python coercion below mirrors
-what Spark's ``try_cast(get_json_object(...))`` does, and a test holds the two together.
+The collector checks an event's envelope; what each event type must carry in ``properties``,
+and the ranges of values, are declared with silver's other expectations in
+``features.expectations``, on the typed values this module gives. The Python coercion below
+mirrors what ``pipelines.expressions.property_column`` does in Spark, and a test holds the two
+together.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 PropertyType = Literal["double", "boolean", "string"]
@@ -65,51 +65,8 @@ def property_value(properties: dict[str, Any], name: str) -> float | str | None:
     return coerce(properties.get(name), PROPERTY_TYPES[name])
 
 
-@dataclass(frozen=True)
-class PropertyRule:
-    """An event of ``event_type`` must carry ``prop`` of its type, within ``[low, high]``."""
-
-    event_type: str
-    prop: str
-    low: float | None = None
-    high: float | None = None
-
-    @property
-    def reason(self) -> str:
-        bounds = ""
-        if self.low is not None or self.high is not None:
-            bounds = f" in [{self.low if self.low is not None else '-inf'}, "
-            bounds += f"{self.high if self.high is not None else 'inf'}]"
-        return f"{self.event_type}: properties.{self.prop} must be a {PROPERTY_TYPES[self.prop]}{bounds}"
-
-    def broken_by(self, event_type: str, properties: dict[str, Any]) -> bool:
-        if event_type != self.event_type:
-            return False
-        v = property_value(properties, self.prop)
-        if v is None:
-            return True
-        if isinstance(v, float):
-            if self.low is not None and v < self.low:
-                return True
-            if self.high is not None and v > self.high:
-                return True
-        return False
-
-
-QUALITY_RULES: tuple[PropertyRule, ...] = (
-    PropertyRule("purchase", "sku"),
-    PropertyRule("purchase", "price_usd", 0.0, 1000.0),
-    PropertyRule("offer_shown", "offer_id"),
-    PropertyRule("level_up", "level", 1.0, 100_000.0),
-    PropertyRule("match_end", "won"),
-    PropertyRule("currency_earn", "amount", 0.0, 1e9),
-    PropertyRule("currency_spend", "amount", 0.0, 1e9),
-)
-
-
 def quarantine_reason(event_type: str, properties: dict[str, Any]) -> str | None:
-    """The first rule an event breaks (its quarantine reason), or ``None`` if it is clean."""
-    for rule in QUALITY_RULES:
-        if rule.broken_by(event_type, properties):
-            return rule.reason
-    return None
+    """The first property expectation an event breaks (``features.expectations``), or ``None``."""
+    from features.expectations import quarantine_reason as reason  # it builds on this module
+
+    return reason(event_type, properties)

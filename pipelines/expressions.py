@@ -1,10 +1,11 @@
-"""Spark twins of the Python rules in ``features``: typed properties, quality rules, event time.
+"""Spark twins of the Python rules in ``features``: typed properties, expectations, event time.
 
 Silver and the streaming fold must agree row for row, or batch features drift from online ones.
 So every Spark expression here reproduces its Python counterpart exactly, including its corner
 cases: ``features.properties.coerce`` accepts numeric *strings* with any Unicode decimal digit
 and Unicode whitespace (Python's ``\\d``, ``\\s`` and ``float()`` do), rejects JSON booleans as
-numbers, and returns only finite values; ``quarantine_reason`` takes the *first* broken rule.
+numbers, and returns only finite values; ``quarantine_reason`` takes the *first* broken
+expectation of ``features.expectations``.
 ``tests/test_expressions.py`` holds the two sides together on many tricky JSON inputs.
 
 Dates are computed from epoch milliseconds, never through the session time zone, so a cluster
@@ -20,7 +21,17 @@ from functools import cache
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from features.properties import PROPERTY_TYPES, QUALITY_RULES
+from features.expectations import (
+    DEFAULT_LATE_AFTER_DAYS,
+    ArrivedInTime,
+    Between,
+    InSet,
+    MatchesRegex,
+    NotNull,
+    RowExpectation,
+    row_expectations,
+)
+from features.properties import PROPERTY_TYPES
 
 DAY_MS = 86_400_000
 
@@ -105,18 +116,44 @@ def with_typed_properties(df: DataFrame, properties: str = "properties") -> Data
     return df.withColumn(_PARSED, F.try_parse_json(F.col(properties))).select("*", *typed.values()).drop(_PARSED)
 
 
-def quarantine_reason(event_type: Column, typed: Mapping[str, Column] | None = None) -> Column:
-    """``features.properties.quarantine_reason`` over typed property columns: the first rule
-    broken, else null. ``typed`` defaults to the columns ``with_typed_properties`` adds."""
+def broken(expectation: RowExpectation | ArrivedInTime, typed: Mapping[str, Column] | None = None) -> Column:
+    """True where a row breaks ``expectation`` (``broken_by`` of ``features.expectations``).
+
+    A row outside the expectation's event type never breaks it; ``typed`` maps property names
+    to typed columns and defaults to the columns ``with_typed_properties`` adds.
+    """
+    if isinstance(expectation, ArrivedInTime):
+        late_by = epoch_ms(F.col("received_at")) - epoch_ms(F.col("event_time"))
+        return late_by > F.lit(expectation.late_after_ms)
+    column = expectation.column
+    value = typed[column] if typed is not None and column in typed else F.col(column)
+    if isinstance(expectation, NotNull):
+        fails = value.isNull()
+    elif isinstance(expectation, Between):
+        fails = (value < F.lit(expectation.low)) | (value > F.lit(expectation.high))
+    elif isinstance(expectation, InSet):
+        fails = ~value.isin(*expectation.values)
+    elif isinstance(expectation, MatchesRegex):
+        fails = ~value.rlike(expectation.pattern)
+    else:
+        raise TypeError(f"no Spark form for {type(expectation).__name__}: add one to pipelines.expressions.broken")
+    if not isinstance(expectation, NotNull):
+        fails = value.isNotNull() & fails  # like GX, only NotNull looks at absent values
+    if expectation.event_type is not None:
+        fails = (F.col("event_type") == F.lit(expectation.event_type)) & fails
+    return F.coalesce(fails, F.lit(False))
+
+
+def quarantine_reason(
+    late_after_days: float = DEFAULT_LATE_AFTER_DAYS, typed: Mapping[str, Column] | None = None
+) -> Column:
+    """The ``reason`` of the first row expectation a row breaks, else null.
+
+    Over silver rows: envelope columns, typed properties and skew-corrected ``event_time``.
+    """
     reason: Column | None = None
-    for rule in QUALITY_RULES:
-        value = typed[rule.prop] if typed is not None else F.col(rule.prop)
-        broken = value.isNull()
-        if PROPERTY_TYPES[rule.prop] != "string":
-            if rule.low is not None:
-                broken = broken | (value < F.lit(rule.low))
-            if rule.high is not None:
-                broken = broken | (value > F.lit(rule.high))
-        condition = (event_type == F.lit(rule.event_type)) & broken
-        reason = F.when(condition, rule.reason) if reason is None else reason.when(condition, rule.reason)
+    for expectation in row_expectations(late_after_days):
+        condition = broken(expectation, typed)
+        text = F.lit(expectation.reason)
+        reason = F.when(condition, text) if reason is None else reason.when(condition, text)
     return reason if reason is not None else F.lit(None).cast("string")

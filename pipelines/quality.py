@@ -1,12 +1,16 @@
-"""Great Expectations checks of silver.player_events: the contract gold and training rely on.
+"""Great Expectations over what silver is about to commit, built from ``features.expectations``.
 
-The suite restates, independently of silver's own code, what downstream jobs assume: one row
-per ``event_id``, known event types and platforms, the keys and times present, property values
-in their ranges. A failure stops the pipeline before gold reads bad data, and the full GX
-result is kept as JSON under ``reports_dir/quality/`` for whoever has to look into it.
+Silver splits every micro-batch with the Spark form of the declared row expectations
+(``pipelines.expressions.quarantine_reason``); GX then validates the rows it is about to MERGE
+against the same declaration, plus the table-level ones (one row per ``(game_id, event_id)``).
+GX gives a verdict per expectation, not per row, so it is the independent check and the record
+of each commit rather than the splitter: if it fails, the Spark twin and the declaration have
+drifted apart, and the batch is not committed. Each result is kept as JSON under
+``reports_dir/quality/`` for whoever has to look into it.
 
-Great Expectations is imported only when a validation runs (the import takes ~3 s) and runs
-with an ephemeral context (nothing written besides our report) and its progress bars off.
+Great Expectations is imported only when a validator is built (the import takes ~3 s), once per
+silver run; it runs with an ephemeral context (nothing written besides our reports) and its
+progress bars off.
 """
 
 from __future__ import annotations
@@ -17,22 +21,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.config import Settings
-from features.contract import EVENT_TYPES, PLATFORMS
-from features.errors import DataQualityError
-from pipelines.lake import read_table
+from features.expectations import (
+    DEFAULT_LATE_AFTER_DAYS,
+    TABLE,
+    ArrivedInTime,
+    Between,
+    InSet,
+    MatchesRegex,
+    NotNull,
+    RowExpectation,
+    UniqueTogether,
+    row_expectations,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import DataFrame
 
 SILVER_TABLE = "silver.player_events"
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-NOT_NULL = ("event_id", "event_type", "player_id", "game_id", "event_time", "received_at", "event_date")
-# (column, low, high) for property columns where present (nulls are not checked).
-RANGES: tuple[tuple[str, float, float], ...] = (
-    ("price_usd", 0.0, 1000.0),
-    ("won", 0.0, 1.0),
-)
 
 
 @dataclass(frozen=True)
@@ -46,68 +51,95 @@ class QualityReport:
     path: Path
 
 
-def silver_expectations() -> list[Any]:
-    """The silver suite's expectations (GX objects; building them imports GX)."""
+def gx_expectation(expectation: RowExpectation | ArrivedInTime | UniqueTogether) -> Any:
+    """The GX object for one declared expectation, described by the reason silver quarantines with."""
     import great_expectations.expectations as gxe
+    from great_expectations.expectations.row_conditions import Column
 
-    out: list[Any] = [gxe.ExpectColumnValuesToNotBeNull(column=c) for c in NOT_NULL]
-    out += [
-        gxe.ExpectColumnValuesToBeUnique(column="event_id"),
-        gxe.ExpectColumnValuesToMatchRegex(column="event_id", regex=UUID_PATTERN),
-        gxe.ExpectColumnValuesToBeInSet(column="event_type", value_set=list(EVENT_TYPES)),
-        gxe.ExpectColumnValuesToBeInSet(column="platform", value_set=list(PLATFORMS)),
-    ]
-    out += [gxe.ExpectColumnValuesToBeBetween(column=c, min_value=lo, max_value=hi) for c, lo, hi in RANGES]
-    return out
+    if isinstance(expectation, ArrivedInTime):
+        # no row may be received later than the horizon; a row condition, not a SQL query, because
+        # GX's query expectations register a temp view in another session than foreachBatch's
+        return gxe.ExpectColumnValuesToBeNull(
+            column="event_id",
+            row_condition=f"unix_millis(received_at) - unix_millis(event_time) > {expectation.late_after_ms}",
+            condition_parser="spark",
+            description=expectation.reason,
+        )
+    if isinstance(expectation, UniqueTogether):
+        return gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=list(expectation.columns), description=expectation.reason
+        )
+    common: dict[str, Any] = {"column": expectation.column, "description": expectation.reason}
+    if expectation.event_type is not None:
+        common["row_condition"] = Column("event_type") == expectation.event_type
+    if isinstance(expectation, NotNull):
+        return gxe.ExpectColumnValuesToNotBeNull(**common)
+    if isinstance(expectation, Between):
+        return gxe.ExpectColumnValuesToBeBetween(min_value=expectation.low, max_value=expectation.high, **common)
+    if isinstance(expectation, InSet):
+        return gxe.ExpectColumnValuesToBeInSet(value_set=list(expectation.values), **common)
+    if isinstance(expectation, MatchesRegex):
+        return gxe.ExpectColumnValuesToMatchRegex(regex=expectation.pattern, **common)
+    raise TypeError(f"no GX form for {type(expectation).__name__}: add one to pipelines.quality.gx_expectation")
+
+
+def silver_expectations(late_after_days: float = DEFAULT_LATE_AFTER_DAYS) -> list[Any]:
+    """The silver suite: every declared row expectation and the table-level ones, as GX objects."""
+    return [gx_expectation(e) for e in (*row_expectations(late_after_days), *TABLE)]
 
 
 def _describe(result: dict[str, Any]) -> str:
     config = result["expectation_config"]
-    kwargs = {k: v for k, v in config["kwargs"].items() if k not in ("batch_id", "value_set")}
-    check = f"{config['type']}({', '.join(f'{k}={v}' for k, v in sorted(kwargs.items()))})"
-    error = (result.get("exception_info") or {}).get("exception_message")
+    check = config.get("description") or config["type"]
+    info = result.get("exception_info") or {}
+    infos = [info] if "exception_message" in info else [v for v in info.values() if isinstance(v, dict)]
+    error = next((i["exception_message"] for i in infos if i.get("raised_exception")), None)
     if error:
         return f"{check}: could not run: {error}"
     found = (result.get("result") or {}).get("unexpected_count")
-    return check + (f": {found} unexpected" if found is not None else "")
+    if found is None:
+        found = (result.get("result") or {}).get("observed_value")
+    return check + (f" ({found} unexpected)" if found is not None else "")
 
 
-def validate_dataframe(df: DataFrame, table: str, expectations: list[Any], reports_dir: Path) -> QualityReport:
-    """Run ``expectations`` on ``df`` and write the GX result JSON; does not raise on failure."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class Validator:
+    """One GX context, suite and batch definition, built once and run on many DataFrames.
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{table}.suite"))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
-    batch = (
-        context.data_sources.add_spark(name=table)
-        .add_dataframe_asset(name=table)
-        .add_batch_definition_whole_dataframe(name="whole table")
-    )
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name=table, data=batch, suite=suite))
-    try:
-        result = definition.run(batch_parameters={"dataframe": df}).to_json_dict()
-    finally:
-        df.unpersist()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = reports_dir / "quality" / f"{table}_{stamp}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
-    failed = tuple(_describe(r) for r in result["results"] if not r["success"])
-    return QualityReport(table, bool(result["success"]), len(result["results"]), failed, path)
+    Building it imports GX (~3 s), so a job builds one per run and validates every micro-batch
+    with it.
+    """
 
+    def __init__(self, table: str, expectations: list[Any], reports_dir: Path):
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
-def validate_silver(spark: SparkSession, settings: Settings) -> QualityReport:
-    """Validate the whole of silver.player_events; raise ``DataQualityError`` if any check fails."""
-    silver = read_table(spark, settings, SILVER_TABLE, produced_by="silver")
-    report = validate_dataframe(silver, SILVER_TABLE, silver_expectations(), settings.reports_dir)
-    if not report.success:
-        raise DataQualityError(
-            f"{SILVER_TABLE} failed {len(report.failed)} of {report.evaluated} quality checks: "
-            + "; ".join(report.failed)
-            + f" (full result: {report.path})"
+        self.table = table
+        self.reports_dir = reports_dir
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        suite = context.suites.add(gx.ExpectationSuite(name=f"{table}.suite"))
+        for expectation in expectations:
+            suite.add_expectation(expectation)
+        batch = (
+            context.data_sources.add_spark(name=table)
+            .add_dataframe_asset(name=table)
+            .add_batch_definition_whole_dataframe(name="whole dataframe")
         )
-    return report
+        self._definition = context.validation_definitions.add(
+            gx.ValidationDefinition(name=table, data=batch, suite=suite)
+        )
+
+    def validate(self, df: DataFrame, label: str = "") -> QualityReport:
+        """Run the suite on ``df`` and write the GX result JSON; does not raise on failure."""
+        result = self._definition.run(batch_parameters={"dataframe": df}).to_json_dict()
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = self.reports_dir / "quality" / f"{self.table}_{label + '_' if label else ''}{stamp}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+        failed = tuple(_describe(r) for r in result["results"] if not r["success"])
+        return QualityReport(self.table, bool(result["success"]), len(result["results"]), failed, path)
+
+
+def silver_validator(reports_dir: Path, late_after_days: float = DEFAULT_LATE_AFTER_DAYS) -> Validator:
+    """The validator of rows about to be committed to silver.player_events."""
+    return Validator(SILVER_TABLE, silver_expectations(late_after_days), reports_dir)

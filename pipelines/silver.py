@@ -7,15 +7,20 @@ checkpoint) hands each micro-batch to ``foreachBatch``, which
   and keeps the device's as ``device_event_time``; ``event_date`` is the corrected UTC date;
 - adds one typed column per property in ``PROPERTY_TYPES`` (booleans as DOUBLE 1.0/0.0, the
   way ``features.properties.coerce`` gives them to the feature folds);
-- sends rows that break a quality rule to silver.quarantine with ``quarantine_reason``;
-- keeps, per ``event_id``, the clean row received first, and MERGEs it into
-  silver.player_events (insert when not matched), so re-sent events are dropped across batches.
+- sends rows that break one of silver's expectations (``features.expectations``: envelope,
+  properties, and the lateness horizon ``silver.late_after_days``) to silver.quarantine, with
+  the first expectation broken as ``quarantine_reason``;
+- fails the run, committing nothing of the batch, if the share of such rows exceeds
+  ``silver.max_failing_share`` (something upstream is broken; quarantining it all would hide it);
+- keeps, per ``(game_id, event_id)``, the clean row received first, validates those rows with Great
+  Expectations built from the same declaration (``pipelines.quality``), and only then MERGEs
+  them into silver.player_events (insert when not matched), so re-sent events are dropped
+  across batches.
 
-Both writes are insert-only MERGEs on ``event_id``, so a micro-batch replayed after a crash
-changes nothing. The streaming profiles job applies the same rules in the same order
-(``ProfileState.apply``), which is what keeps batch and online features equal. After the
-stream stops, ``pipelines.quality.validate_silver`` checks the whole table and fails the run
-(before gold reads it) if the suite fails.
+Both writes are insert-only MERGEs on ``(game_id, event_id)``, so a micro-batch replayed after a crash
+changes nothing. Because a bad row is quarantined before it is committed, it can never make a
+later run fail: silver does not wedge. The streaming profiles job applies the same
+expectations (``ProfileState.apply``), which is what keeps batch and online features equal.
 
 Run it:
 
@@ -28,6 +33,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from features.config import Settings
+from features.errors import DataQualityError
+from features.expectations import DEFAULT_LATE_AFTER_DAYS
 from pipelines.entrypoint import job_main
 from pipelines.expressions import corrected_event_time, quarantine_reason, utc_date, with_typed_properties
 from pipelines.lake import read_table, rows_added_since, table_version
@@ -39,11 +46,13 @@ if TYPE_CHECKING:
 SOURCE_TABLE = "bronze.player_events"
 EVENTS_TABLE = "silver.player_events"
 QUARANTINE_TABLE = "silver.quarantine"
-# The first of several copies of one event_id that silver keeps: the one received first.
+EVENT_KEY = ("game_id", "event_id")
+"""What identifies an event (shared/ARCHITECTURE.md, "Identity"): silver deduplicates on it."""
+# The first of several copies of one event that silver keeps: the one received first.
 ARRIVAL_ORDER = ("received_at", "stream_at", "stream_shard", "stream_position_len", "stream_position")
 
 
-def silver_rows(bronze_rows: DataFrame) -> DataFrame:
+def silver_rows(bronze_rows: DataFrame, late_after_days: float = DEFAULT_LATE_AFTER_DAYS) -> DataFrame:
     """Bronze rows as silver rows (typed, corrected, with ``quarantine_reason``), not yet split."""
     from pyspark.sql import functions as F
 
@@ -58,16 +67,18 @@ def silver_rows(bronze_rows: DataFrame) -> DataFrame:
     front = ["event_id", "schema_version", "event_type", "player_id", "game_id", "event_time", "device_event_time"]
     rest = [c for c in typed.columns if c not in front]
     return typed.select(*front, *rest).withColumns(
-        {"quarantine_reason": quarantine_reason(F.col("event_type")), "event_date": utc_date(F.col("event_time"))}
+        {"quarantine_reason": quarantine_reason(late_after_days), "event_date": utc_date(F.col("event_time"))}
     )
 
 
 def first_received(rows: DataFrame) -> DataFrame:
-    """One row per ``event_id``: the copy received first (ties broken by stream position)."""
+    """One row per ``(game_id, event_id)``: the copy received first (ties broken by stream
+    position). Event ids are client-made, so only the game makes them unique: another game
+    reusing an id must not suppress this game's event."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    order = Window.partitionBy("event_id").orderBy(*ARRIVAL_ORDER)
+    order = Window.partitionBy(*EVENT_KEY).orderBy(*ARRIVAL_ORDER)
     return (
         rows.withColumn("stream_position_len", F.length("stream_position"))
         .withColumn("__copy", F.row_number().over(order))
@@ -76,22 +87,28 @@ def first_received(rows: DataFrame) -> DataFrame:
     )
 
 
-def split_batch(bronze_rows: DataFrame) -> tuple[DataFrame, DataFrame]:
-    """``(clean, quarantined)`` rows of one batch, each with one row per ``event_id``."""
-    rows = silver_rows(bronze_rows)
+def split_batch(
+    bronze_rows: DataFrame, late_after_days: float = DEFAULT_LATE_AFTER_DAYS
+) -> tuple[DataFrame, DataFrame]:
+    """``(clean, quarantined)`` rows of one batch, each with one row per ``(game_id, event_id)``."""
+    return split_rows(silver_rows(bronze_rows, late_after_days))
+
+
+def split_rows(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """``(clean, quarantined)`` of silver rows (``silver_rows``), one row per ``(game_id, event_id)``."""
     clean = first_received(rows.where("quarantine_reason IS NULL")).drop("quarantine_reason")
     quarantined = first_received(rows.where("quarantine_reason IS NOT NULL"))
     return clean, quarantined
 
 
 def insert_new(spark: SparkSession, path: str, rows: DataFrame) -> None:
-    """MERGE ``rows`` into the Delta table at ``path``, inserting only unseen ``event_id``s."""
+    """MERGE ``rows`` into the Delta table at ``path``, inserting only unseen ``(game_id, event_id)``s."""
     from delta.tables import DeltaTable
 
     (
         DeltaTable.forPath(spark, path)
         .alias("t")
-        .merge(rows.alias("s"), "t.event_id = s.event_id")
+        .merge(rows.alias("s"), " AND ".join(f"t.{c} = s.{c}" for c in EVENT_KEY))
         .whenNotMatchedInsertAll()
         .execute()
     )
@@ -110,30 +127,81 @@ def ensure_tables(spark: SparkSession, settings: Settings, bronze: DataFrame) ->
         builder.partitionedBy(*partitions).execute()
 
 
-def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
-    """Process the bronze rows added since the last run, then validate silver; rows in and out.
+def check_failing_share(rows: DataFrame, total: int, max_share: float, batch_id: int) -> None:
+    """Raise ``DataQualityError`` if more than ``max_share`` of a batch's ``total`` silver rows are quarantined."""
+    counts = {
+        r.quarantine_reason: r["count"]
+        for r in rows.where("quarantine_reason IS NOT NULL").groupBy("quarantine_reason").count().collect()
+    }
+    failing = sum(counts.values())
+    if total == 0 or failing / total <= max_share:
+        return
+    worst = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3]
+    raise DataQualityError(
+        f"silver micro-batch {batch_id}: {failing} of {total} rows ({failing / total:.1%}) break silver's "
+        f"expectations, more than silver.max_failing_share = {max_share:g}, so nothing of it was committed. "
+        "Most broken: " + "; ".join(f"{n} × {reason}" for reason, n in worst) + ". Fix the source of these "
+        "events (or raise silver.max_failing_share if they are expected), then run silver again: it resumes "
+        "at this batch."
+    )
 
-    ``validate=False`` skips the (slow, whole-table) quality suite: for tests of the merge logic
-    and for backfills that validate once at the end; scheduled runs keep the default.
+
+def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
+    """Process the bronze rows added since the last run, validating each batch before it commits.
+
+    ``validate=False`` skips the Great Expectations run on each batch (it imports GX and scans
+    every batch once per expectation): for tests of the merge logic. The row-level quarantine
+    and ``silver.max_failing_share`` apply either way; scheduled runs keep the default.
     """
+    from pyspark.errors import StreamingQueryException
+
     bronze = read_table(spark, settings, SOURCE_TABLE, produced_by="bronze")
     ensure_tables(spark, settings, bronze)
     events_path = table_path(settings, EVENTS_TABLE)
     quarantine_path = table_path(settings, QUARANTINE_TABLE)
     before = {events_path: table_version(spark, events_path), quarantine_path: table_version(spark, quarantine_path)}
+    cfg = settings.silver
+    validator = None
+    if validate:
+        from pipelines.quality import silver_validator
+
+        validator = silver_validator(settings.reports_dir, cfg.late_after_days)
     rows_in = 0
+    reports: list[str] = []
+    failure: DataQualityError | None = None
 
     def process(batch: DataFrame, batch_id: int) -> None:
-        nonlocal rows_in
+        nonlocal rows_in, failure
         batch = batch.persist()
+        rows = silver_rows(batch, cfg.late_after_days).persist()
+        clean = None
         try:
-            rows_in += batch.count()
-            clean, quarantined = split_batch(batch)
-            for path, rows in ((quarantine_path, quarantined), (events_path, clean)):
-                if not rows.isEmpty():
-                    insert_new(batch.sparkSession, path, rows)
+            total = batch.count()
+            check_failing_share(rows, total, cfg.max_failing_share, batch_id)
+            clean, quarantined = split_rows(rows)
+            clean = clean.persist()
+            if validator is not None and not clean.isEmpty():
+                report = validator.validate(clean, label=f"batch{batch_id}")
+                reports.append(str(report.path))
+                if not report.success:
+                    raise DataQualityError(
+                        f"rows about to be committed to {EVENTS_TABLE} (micro-batch {batch_id}) failed "
+                        f"{len(report.failed)} of {report.evaluated} checks: " + "; ".join(report.failed) + ". "
+                        "Silver's row split and its Great Expectations suite come from one declaration "
+                        "(features.expectations), so they have drifted apart: fix pipelines/expressions.py "
+                        f"or pipelines/quality.py; nothing of the batch was committed (full result: {report.path})"
+                    )
+            for path, out in ((quarantine_path, quarantined), (events_path, clean)):
+                if not out.isEmpty():
+                    insert_new(batch.sparkSession, path, out)
+            rows_in += total
+        except DataQualityError as exc:
+            failure = exc
+            raise
         finally:
-            batch.unpersist()
+            for frame in (clean, rows, batch):
+                if frame is not None:
+                    frame.unpersist()
 
     query = (
         spark.readStream.format("delta")
@@ -143,17 +211,19 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
         .trigger(availableNow=True)
         .start()
     )
-    query.awaitTermination()
+    try:
+        query.awaitTermination()
+    except StreamingQueryException:
+        if failure is not None:
+            raise failure from None
+        raise
     metrics: dict = {
         "rows_in": rows_in,
         EVENTS_TABLE: rows_added_since(spark, events_path, before[events_path]),
         QUARANTINE_TABLE: rows_added_since(spark, quarantine_path, before[quarantine_path]),
     }
     if validate:
-        from pipelines.quality import validate_silver
-
-        report = validate_silver(spark, settings)
-        metrics["quality"] = {"success": report.success, "report": str(report.path)}
+        metrics["quality"] = {"success": True, "reports": reports}
     return metrics
 
 

@@ -9,8 +9,17 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from features.contract import EVENT_TYPES, corrected_event_time_ms
+from features.expectations import (
+    DAY_MS,
+    DEFAULT_LATE_AFTER_DAYS,
+    PROPERTIES,
+    ArrivedInTime,
+    Between,
+    NotNull,
+    quarantine_reason,
+)
 from features.profile_state import utc_date
-from features.properties import PROPERTY_TYPES, QUALITY_RULES, coerce, quarantine_reason
+from features.properties import PROPERTY_TYPES, coerce
 
 pytestmark = pytest.mark.spark
 
@@ -177,40 +186,78 @@ def test_typed_properties_match_coerce_on_generated_json(spark, properties):
 def _rule_cases() -> list[dict]:
     valid = {"sku": "gem", "price_usd": 4.99, "offer_id": "o1", "level": 3, "won": True, "amount": 10}
     cases = [{}, valid]
-    for rule in QUALITY_RULES:
-        kind = PROPERTY_TYPES[rule.prop]
-        bad_type = 7 if kind == "string" else "seven"
+    for expectation in PROPERTIES:
+        prop = expectation.column
+        bad_type = 7 if PROPERTY_TYPES[prop] == "string" else "seven"
         cases += [
-            {**valid, rule.prop: None},
-            {k: v for k, v in valid.items() if k != rule.prop},
-            {**valid, rule.prop: bad_type},
+            {**valid, prop: None},
+            {k: v for k, v in valid.items() if k != prop},
+            {**valid, prop: bad_type},
         ]
-        for bound in (rule.low, rule.high):
-            if bound is not None:
+        if isinstance(expectation, Between):
+            for bound in (expectation.low, expectation.high):
                 cases += [
-                    {**valid, rule.prop: bound},
-                    {**valid, rule.prop: str(bound)},
-                    {**valid, rule.prop: bound - 0.001},
-                    {**valid, rule.prop: bound + 0.001},
+                    {**valid, prop: bound},
+                    {**valid, prop: str(bound)},
+                    {**valid, prop: bound - 0.001},
+                    {**valid, prop: bound + 0.001},
                 ]
     cases += [{"price_usd": -1}, {"sku": "x", "price_usd": "1000.0001"}, {"won": "true", "level": "0"}]
     return cases
 
 
-def test_quarantine_reason_matches_python_for_every_event_type_and_rule_edge(spark):
-    from pyspark.sql import functions as F
-
-    from pipelines.expressions import quarantine_reason as reason_column
+def _silver_rows(spark, cases: list[tuple[str | None, str, int]]):
+    """Rows with a valid envelope, the given event type and properties, received ``late_by`` ms
+    after their event time; typed like silver's."""
     from pipelines.expressions import with_typed_properties
 
-    cases = [(etype, msgspec.json.encode(p).decode()) for etype in [*EVENT_TYPES, None] for p in _rule_cases()]
-    rows = [(i, e, p) for i, (e, p) in enumerate(cases)]
-    df = with_typed_properties(spark.createDataFrame(rows, "i int, event_type string, properties string"))
-    got = [r.reason for r in df.select("i", reason_column(F.col("event_type")).alias("reason")).orderBy("i").collect()]
+    event_time = 1_793_577_600_000  # 2026-11-02T00:00:00Z
+    rows = [(i, e, p, event_time, event_time + late) for i, (e, p, late) in enumerate(cases)]
+    df = spark.createDataFrame(rows, "i int, event_type string, properties string, t long, r long")
+    return with_typed_properties(df).selectExpr(
+        "*",
+        "uuid() AS event_id",
+        "'p1' AS player_id",
+        "'demo' AS game_id",
+        "'ios' AS platform",
+        "timestamp_millis(t) AS event_time",
+        "timestamp_millis(r) AS received_at",
+    )
 
-    expected = [quarantine_reason(e, msgspec.json.decode(p)) if e else None for e, p in cases]
+
+def _spark_reasons(df, late_after_days: float = DEFAULT_LATE_AFTER_DAYS) -> list[str | None]:
+    from pipelines.expressions import quarantine_reason as reason_column
+
+    return [r.reason for r in df.select("i", reason_column(late_after_days).alias("reason")).orderBy("i").collect()]
+
+
+def test_quarantine_reason_matches_python_for_every_event_type_and_expectation_edge(spark):
+    cases = [(e, msgspec.json.encode(p).decode(), 1000) for e in [*EVENT_TYPES, None] for p in _rule_cases()]
+
+    got = _spark_reasons(_silver_rows(spark, cases))
+
+    # without an event type only the envelope (the collector's contract, which the fold relies on) catches a row
+    expected = [
+        quarantine_reason(e, msgspec.json.decode(p)) if e else NotNull("event_type").reason for e, p, _ in cases
+    ]
     assert got == expected
-    assert {r for r in expected if r} == {rule.reason for rule in QUALITY_RULES}
+    assert {r for r in expected if r} == {e.reason for e in PROPERTIES} | {NotNull("event_type").reason}
+
+
+def test_lateness_horizon_matches_python_on_both_sides_of_it(spark):
+    horizon_ms = round(2.5 * DAY_MS)
+    lates = [0, 1000, horizon_ms - 1, horizon_ms, horizon_ms + 1, 30 * DAY_MS]
+    cases = [
+        (e, p, late) for late in lates for e, p in [("ad_view", "{}"), ("purchase", '{"sku": "gem", "price_usd": 1}')]
+    ]
+
+    got = _spark_reasons(_silver_rows(spark, cases), late_after_days=2.5)
+
+    expected = [
+        quarantine_reason(e, msgspec.json.decode(p), late_by_ms=late, late_after_days=2.5) for e, p, late in cases
+    ]
+    assert got == expected
+    assert [r == ArrivedInTime(2.5).reason for r in got] == [late > horizon_ms for _, _, late in cases]
 
 
 def test_corrected_event_time_and_utc_date_match_python(spark):

@@ -7,7 +7,9 @@ from datetime import date
 import pytest
 from event_factory import event, ms, put_events
 
-from features.properties import QUALITY_RULES
+from features.config import SilverConfig
+from features.errors import DataQualityError
+from features.expectations import PROPERTIES, ArrivedInTime, Between, NotNull
 from pipelines import bronze, silver
 from pipelines.session import table_path
 
@@ -69,6 +71,23 @@ def test_copies_of_one_event_in_a_batch_keep_the_one_received_first(spark, setti
     assert [(r.event_id, r.country) for r in rows] == [(first["event_id"], "DE")]
 
 
+def test_another_game_reusing_an_event_id_keeps_both_events(spark, settings):
+    in_a = event("purchase", properties={"sku": "gem", "price_usd": 1.0}, game_id="alpha")
+    in_b = {**event(game_id="beta"), "event_id": in_a["event_id"]}
+
+    _land(spark, settings, [in_a, in_b])
+    reused_later = {**event("ad_view", game_id="gamma"), "event_id": in_a["event_id"]}
+    _land(spark, settings, [reused_later])
+
+    rows = _table(spark, settings, silver.EVENTS_TABLE).collect()
+    assert sorted((r.game_id, r.event_type) for r in rows) == [
+        ("alpha", "purchase"),
+        ("beta", "session_start"),
+        ("gamma", "ad_view"),
+    ]
+    assert {r.event_id for r in rows} == {in_a["event_id"]}
+
+
 def test_a_copy_arriving_in_a_later_run_is_dropped(spark, settings):
     original = event()
     assert _land(spark, settings, [original, event()])[silver.EVENTS_TABLE] == 2
@@ -79,19 +98,55 @@ def test_a_copy_arriving_in_a_later_run_is_dropped(spark, settings):
     assert _table(spark, settings, silver.EVENTS_TABLE).count() == 2
 
 
-def test_rows_breaking_a_rule_are_quarantined_with_the_first_rule_they_break(spark, settings):
+def _with_silver(settings, **fields):
+    return settings.model_copy(update={"silver": SilverConfig(**{**settings.silver.model_dump(), **fields})})
+
+
+def test_rows_breaking_an_expectation_are_quarantined_with_the_first_one_they_break(spark, settings):
     no_sku_bad_price = event("purchase", properties={"price_usd": -3})
     level_zero = event("level_up", properties={"level": 0})
-    metrics = _land(spark, settings, [no_sku_bad_price, level_zero, event("ad_view")])
+    metrics = _land(spark, settings, [no_sku_bad_price, level_zero, event("ad_view"), event("ad_view"), event()])
 
-    assert (metrics[silver.EVENTS_TABLE], metrics[silver.QUARANTINE_TABLE]) == (1, 2)
+    assert (metrics[silver.EVENTS_TABLE], metrics[silver.QUARANTINE_TABLE]) == (3, 2)
     reasons = {r.event_id: r.quarantine_reason for r in _table(spark, settings, silver.QUARANTINE_TABLE).collect()}
-    by_rule = {(rule.event_type, rule.prop): rule.reason for rule in QUALITY_RULES}
+    assert NotNull("sku", "purchase") in PROPERTIES and Between("level", "level_up", 1.0, 100_000.0) in PROPERTIES
     assert reasons == {
-        no_sku_bad_price["event_id"]: by_rule[("purchase", "sku")],
-        level_zero["event_id"]: by_rule[("level_up", "level")],
+        no_sku_bad_price["event_id"]: NotNull("sku", "purchase").reason,
+        level_zero["event_id"]: Between("level", "level_up", 1.0, 100_000.0).reason,
     }
-    assert [r.event_type for r in _table(spark, settings, silver.EVENTS_TABLE).collect()] == ["ad_view"]
+    assert sorted(r.event_type for r in _table(spark, settings, silver.EVENTS_TABLE).collect()) == [
+        "ad_view",
+        "ad_view",
+        "session_start",
+    ]
+
+
+def test_a_batch_mostly_failing_fails_the_run_and_leaves_silver_unchanged(spark, settings):
+    settings = _with_silver(settings, max_failing_share=0.5)
+    _land(spark, settings, [event("ad_view"), event("purchase", properties={"sku": "gem", "price_usd": -1})])
+    before = {name: _table(spark, settings, name).count() for name in (silver.EVENTS_TABLE, silver.QUARANTINE_TABLE)}
+    broken = [event("purchase", properties={"price_usd": 1.0}) for _ in range(3)]  # no sku
+
+    with pytest.raises(DataQualityError, match=r"3 of 4 rows \(75\.0%\).*max_failing_share = 0\.5.*sku"):
+        _land(spark, settings, [*broken, event("ad_view")])
+
+    after = {name: _table(spark, settings, name).count() for name in (silver.EVENTS_TABLE, silver.QUARANTINE_TABLE)}
+    assert after == before == {silver.EVENTS_TABLE: 1, silver.QUARANTINE_TABLE: 1}
+
+
+def test_events_later_than_the_horizon_are_quarantined_and_later_ones_keep_their_own_date(spark, settings):
+    settings = _with_silver(settings, late_after_days=7)
+    three_days_late = event(event_time="2026-11-02T10:00:00", received_at=ms("2026-11-05T10:00:00"))
+    eight_days_late = event(event_time="2026-11-02T10:00:00", received_at=ms("2026-11-10T10:00:01"))
+
+    metrics = _land(spark, settings, [three_days_late, eight_days_late, event(), event()])
+
+    assert (metrics[silver.EVENTS_TABLE], metrics[silver.QUARANTINE_TABLE]) == (3, 1)
+    [late] = _table(spark, settings, silver.QUARANTINE_TABLE).collect()
+    assert (late.event_id, late.quarantine_reason) == (eight_days_late["event_id"], ArrivedInTime(7).reason)
+    assert "too late" in late.quarantine_reason
+    dates = {r.event_id: r.event_date for r in _table(spark, settings, silver.EVENTS_TABLE).collect()}
+    assert dates[three_days_late["event_id"]] == date(2026, 11, 2)
 
 
 def test_silver_is_partitioned_by_event_date(spark, settings):
