@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars demo test lint bench-collector clean
+.PHONY: install python-deps jars demo test lint bench-collector bench-serving clean
 
 install: python-deps jars
 
@@ -49,6 +49,11 @@ test: install
 bench-collector: python-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python benchmarks/collector.py $(BENCH_ARGS)
+
+# Prediction latency in process, over HTTP (wrk, installed when missing) and through the Lambda package.
+bench-serving: python-deps
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python benchmarks/serving.py $(BENCH_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .
