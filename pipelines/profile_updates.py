@@ -66,6 +66,9 @@ class UpdateContext:
     checkpoint: str
     """Provenance only (which query wrote a profile); idempotency rests on stream positions."""
     batch_id: int
+    late_after_days: float | None = None
+    """Silver's lateness horizon: an event received later than this after its time is skipped,
+    as silver quarantines it, so the online profile counts what the lake counts."""
 
     def open_store(self) -> OnlineStore:
         from pydantic import TypeAdapter
@@ -128,7 +131,12 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
     props = row.get("properties")
     if isinstance(props, str | bytes):
         props = _props.decode(props) if props else {}
-    return {"event_id": row["event_id"], "event_type": row["event_type"], "properties": props or {}}
+    return {
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "properties": props or {},
+        "received_at": row.get("received_at"),
+    }
 
 
 def fold_player(
@@ -162,7 +170,7 @@ def fold_player(
     for time_ms, row in timed:
         event = _event(row)
         duplicate = event["event_id"] in state.seen
-        if state.apply(fs, event, time_ms, ctx.dedup_ids):
+        if state.apply(fs, event, time_ms, ctx.dedup_ids, ctx.late_after_days):
             stats.events_applied += 1
         elif duplicate:
             stats.duplicates += 1

@@ -59,6 +59,7 @@ class ProfileBatchWriter:
     def __init__(self, settings: Settings, checkpoint: str, fs: FeatureSet = PLAYER_ACTIVITY_V1):
         self.online_store = settings.online_store.model_dump_json()
         self.streaming = settings.streaming
+        self.late_after_days = settings.silver.late_after_days
         self.checkpoint = checkpoint
         self.fs = fs
         self.report = latency_file(settings)
@@ -71,6 +72,7 @@ class ProfileBatchWriter:
             dedup_ids=self.streaming.dedup_ids,
             checkpoint=self.checkpoint,
             batch_id=batch_id,
+            late_after_days=self.late_after_days,
         )
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from features.config import Settings
+from features.config import DEVELOPMENT_KEYS, Settings
 from features.errors import PlayerPulseError, StageFailed
 from features.latency import nearest_rank
 from playerpulse.gateway import Gateway
@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from training.train import TrainResult
     from training.validate import ValidationResult
 
-DEMO_API_KEY = "pp-demo-key-local-only"
+DEMO_API_KEY = DEVELOPMENT_KEYS["ingest"]
+DEMO_SERVE_KEY = DEVELOPMENT_KEYS["serve"]
 DEMO_MODEL = "store_offer"
 LAKE_TABLES = (
     "bronze.player_events",
@@ -104,7 +105,8 @@ class DemoSummary:
             s.add_row(name, f"{sec:.1f}")
         console.print(s)
         console.print(
-            f"state: {self.workdir}    API: {self.url or '(stopped)'}    key: Authorization: Bearer {self.api_key}"
+            f"state: {self.workdir}    API: {self.url or '(stopped)'}\n"
+            f"ingest key: {self.api_key}    serve key: {DEMO_SERVE_KEY}"
         )
 
 
@@ -197,7 +199,7 @@ def run_demo(
     stages = _Stages(progress, summary)
     with progress, Gateway(settings, port) as gw:
         summary.url = gw.url
-        headers = {"Authorization": f"Bearer {DEMO_API_KEY}"}
+        headers = {"Authorization": f"Bearer {DEMO_SERVE_KEY}"}  # reads take the serve key
         with stages.stage("1-2. simulate and send history through the collector") as task:
             sim, report = simulate_and_send(
                 settings, gw.url, DEMO_API_KEY, players, days, seed, console, progress, task
@@ -248,6 +250,11 @@ def run_demo(
 
         with stages.stage("6. ask the champion for offers over HTTP"):
             with httpx.Client(base_url=gw.url, headers=headers, timeout=10) as client:
+                # Readiness loads every champion (MLflow and xgboost imports, the artifact
+                # download): done once here, so no prediction below waits for it.
+                ready = client.get("/readyz", timeout=180)
+                if ready.status_code != 200:
+                    raise PlayerPulseError(f"the gateway is not ready to serve (see {gw.log_path})")
                 for pid in [c["player_id"] for c in summary.profile_changes]:
                     r = client.post(f"/v1/models/{DEMO_MODEL}/predict", json={"player_id": pid, "context": {}})
                     r.raise_for_status()
@@ -308,9 +315,11 @@ def _wait_caught_up(settings: Settings, query, timeout_s: float = 300.0) -> None
 
 
 def _pick_players(store, sim, n: int, seed: int) -> list[str]:
+    from playerpulse.simulation import GAME_ID
+
     ids = sorted({d.player_id for d in sim.deliveries})
     random.Random(seed).shuffle(ids)
-    chosen = [pid for pid in ids if store.get(pid) is not None][:n]
+    chosen = [pid for pid in ids if store.get(GAME_ID, pid) is not None][:n]
     if not chosen:
         raise PlayerPulseError("no simulated player has an online profile after the backlog was processed")
     return chosen

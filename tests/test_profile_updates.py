@@ -172,3 +172,12 @@ def test_a_big_batch_keeps_its_latency_percentiles_in_a_bounded_sample() -> None
     kept = thin([float(ms) for ms in range(10_000, 0, -1)], 100)
     assert len(kept) == 100
     assert (kept[0], kept[49], kept[94]) == (1.0, 4901.0, 9401.0)
+
+
+def test_an_event_received_past_silvers_lateness_horizon_is_not_counted_online(settings: Settings) -> None:
+    """Silver quarantines it as too late; the online profile must not count it either."""
+    late = ctx(settings)
+    late = UpdateContext(**{**late.__dict__, "late_after_days": 7.0})
+    ten_days = 10 * 86_400_000
+    _, stats = fold_player(P1, None, [row(t=NOW - ten_days), row(t=NOW - 3 * 86_400_000)], FS, late, NOW)
+    assert (stats.events_applied, stats.quarantined) == (1, 1)
