@@ -121,7 +121,9 @@ class Collector:
     def __init__(self, config: CollectorConfig, keys: GameKeys):
         self.config = config
         self.keys = keys
-        self.validator = EventValidator(TimeBounds.of(config.max_past_days, config.max_future_minutes))
+        self.validator = EventValidator(
+            TimeBounds.of(config.max_past_days, config.max_future_minutes, config.max_clock_skew_hours)
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Collector:

@@ -268,3 +268,15 @@ def test_a_device_clock_off_by_less_than_the_bound_is_corrected(client, settings
     now = now_ms()
     r = post(client, json.dumps([make_event(event_time=now - 60_000 + skew, sent_at=now + skew)]).encode())
     assert r.json()["accepted"] == 1
+
+
+def test_the_clock_skew_bound_comes_from_configuration(settings):
+    from serving.auth import GameKeys
+    from serving.collector import Collector
+
+    tight = Collector(settings.collector.model_copy(update={"max_clock_skew_hours": 1.0}), GameKeys(settings.games))
+    now = now_ms()
+    body = json.dumps([make_event(event_time=now - 60_000 + 2 * HOUR, sent_at=now + 2 * HOUR)]).encode()
+    prepared = tight.prepare({"authorization": AUTH["Authorization"]}, body)
+    assert prepared.accepted == 0
+    assert "1 h" in prepared.errors[0]["reason"]
