@@ -5,7 +5,10 @@
 A separate load process (wrk, from Debian's ``wrk`` package) posts gzip'd batches of 100
 events for a fixed time to (a) ``POST /v1/events`` of the real collector — auth, per-event
 validation, dead letters, metrics, zstd records, and durable group-committed SQLite writes —
-(b) a parse-only endpoint and (c) a no-op endpoint on the same server stack. It prints accepted
+(b) a parse-only endpoint and (c) a no-op endpoint on the same server stack; then the same
+100 events in each vendor format the collector takes (Segment ``/v1/batch``, Snowplow ``tp2``,
+GameAnalytics ``/v2/{key}/events``, signed), each row also against ``/v1/events`` (``--no-vendors``
+skips them). It prints accepted
 events/s, p50/p99 request latency, and the ratios to the floors, then checks that every
 acknowledged event really is on the stream.
 """
@@ -13,7 +16,10 @@ acknowledged event really is on the stream.
 from __future__ import annotations
 
 import argparse
+import base64
 import gzip
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -23,9 +29,11 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -72,6 +80,109 @@ def batch_body(players: int = 1) -> bytes:
     return gzip.compress(json.dumps({"events": events}).encode())
 
 
+GA_GAME_KEY = "5c6bcb5402204249437fb5a7a80a4959"
+GA_SECRET = "16813a12f718bc5c620f56944e1abc3ea13ccbac"  # GameAnalytics' published sandbox secret
+GA_SECRET_ENV = "PLAYERPULSE_BENCH_GA_SECRET"
+VENDOR_LUA = """
+wrk.method = "POST"
+local f = io.open(os.getenv("PP_BODY"), "rb")
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Content-Encoding"] = "gzip"
+wrk.headers["Authorization"] = os.getenv("PP_AUTH")
+"""
+
+
+def vendor_bodies(players: int = 1) -> dict[str, tuple[str, bytes, str]]:
+    """The same 100 events in each vendor's format: name → (path, gzip body, Authorization)."""
+    t = now_ms()
+    iso = datetime.fromtimestamp(t / 1000, UTC).isoformat()
+    ctx = {"os": {"name": "Android"}, "app": {"version": "1.4.2"}}
+    names = ("Session Started", "Level Up", "Store Viewed")
+    segment = {
+        "batch": [
+            {
+                "type": "track",
+                "event": names[i % 3],
+                "userId": f"bench-{i % players}",
+                "messageId": str(uuid.uuid4()),
+                "timestamp": iso,
+                "properties": {"level": 2 + i, "score": 12.5} if i % 3 == 1 else {},
+                "context": ctx,
+            }
+            for i in range(EVENTS_PER_BATCH)
+        ],
+        "sentAt": iso,
+    }
+    se = (("session", "start"), ("level", "up"), ("store", "view"))
+    snowplow = {
+        "schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4",
+        "data": [
+            {
+                "e": "se",
+                "se_ca": se[i % 3][0],
+                "se_ac": se[i % 3][1],
+                **({"se_va": str(2 + i)} if i % 3 == 1 else {}),
+                "eid": str(uuid.uuid4()),
+                "aid": KEY,
+                "p": "pc",
+                "uid": f"bench-{i % players}",
+                "dtm": str(t - 1000 + i),
+                "stm": str(t),
+                "tv": "py-1.1.0",
+            }
+            for i in range(EVENTS_PER_BATCH)
+        ],
+    }
+    cats = (
+        ("user", {}),
+        ("progression", {"event_id": "Complete:World01:Stage03"}),
+        ("design", {"event_id": "Store:View"}),
+    )
+    ga = [
+        {
+            "category": cats[i % 3][0],
+            **cats[i % 3][1],
+            "v": 2,
+            "user_id": f"bench-{i % players}",
+            "event_uuid": str(uuid.uuid4()),
+            "client_ts": t // 1000 - 1,
+            "platform": "android",
+            "build": "1.4.2",
+            "sdk_version": "rest api v2",
+        }
+        for i in range(EVENTS_PER_BATCH)
+    ]
+    ga_body = gzip.compress(json.dumps(ga).encode())
+    return {
+        "segment /v1/batch": (
+            "/v1/batch",
+            gzip.compress(json.dumps(segment).encode()),
+            "Basic " + base64.b64encode(f"{KEY}:".encode()).decode(),
+        ),
+        "snowplow tp2": ("/demo/com.snowplowanalytics.snowplow/tp2", gzip.compress(json.dumps(snowplow).encode()), ""),
+        "gameanalytics /v2/events": (
+            f"/v2/{GA_GAME_KEY}/events",
+            ga_body,
+            base64.b64encode(hmac.new(GA_SECRET.encode(), ga_body, hashlib.sha256).digest()).decode(),
+        ),
+    }
+
+
+def vendor_conf_dir(tmp: Path) -> Path:
+    """A copy of ``conf/`` whose game ``demo`` also takes the vendor formats."""
+    conf = tmp / "conf"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "conf", conf)
+    local = yaml.safe_load((conf / "local.yaml").read_text())
+    local["games"]["demo"]["vendors"] = {
+        "gameanalytics_game_key": GA_GAME_KEY,
+        "gameanalytics_secret_env": GA_SECRET_ENV,
+    }
+    (conf / "local.yaml").write_text(yaml.safe_dump(local))
+    return conf
+
+
 def start_server(app_ref: str, port: int, workers: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     cmd = [
         sys.executable,
@@ -104,10 +215,10 @@ def start_server(app_ref: str, port: int, workers: int, env: dict[str, str], log
     raise SystemExit(f"server {app_ref} did not start; see {log}")
 
 
-def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path) -> dict[str, float]:
+def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path, auth: str = "") -> dict[str, float]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        env={**os.environ, "PP_BODY": str(body)},
+        env={**os.environ, "PP_BODY": str(body), "PP_AUTH": auth},
         capture_output=True,
         text=True,
         check=True,
@@ -144,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--players-per-batch", type=int, default=1, help="1 = a device SDK's batch; 10 = a relay's")
+    ap.add_argument(
+        "--no-vendors",
+        dest="vendors",
+        action="store_false",
+        help="skip the Segment, Snowplow and GameAnalytics rows (the same 100 events in each format)",
+    )
     args = ap.parse_args(argv)
     console = Console()
     if shutil.which("wrk") is None:
@@ -151,35 +268,50 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-"))
-    body, script = tmp / "body.gz", tmp / "post.lua"
+    body, script, vendor_script = tmp / "body.gz", tmp / "post.lua", tmp / "vendor.lua"
     body.write_bytes(batch_body(args.players_per_batch))
     script.write_text(LUA)
+    vendor_script.write_text(VENDOR_LUA)
+    conf = vendor_conf_dir(tmp)
+    runs = [
+        ("no-op floor", "benchmarks.floor_app:app", "/noop"),
+        ("parse-only floor", "benchmarks.floor_app:app", "/parse"),
+        ("collector (durable)", "serving.asgi:app", "/v1/events"),
+    ]
+    if args.vendors:
+        runs += [(name, "serving.asgi:app", name) for name in vendor_bodies()]
     rows = []
     for workers in args.workers:
-        for name, app_ref, path in (
-            ("no-op floor", "benchmarks.floor_app:app", "/noop"),
-            ("parse-only floor", "benchmarks.floor_app:app", "/parse"),
-            ("collector (durable)", "serving.asgi:app", "/v1/events"),
-        ):
-            workdir = tmp / f"w{workers}-{path.strip('/').replace('/', '-')}"
+        for name, app_ref, path in runs:
+            vendor = vendor_bodies(args.players_per_batch).get(path)
+            workdir = tmp / f"w{workers}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-')}"
             settings = load_settings("local", workdir)
             env = {
                 **os.environ,
                 "PLAYERPULSE_ENV": "local",
                 "PLAYERPULSE_WORKDIR": str(workdir),
+                "PLAYERPULSE_CONF_DIR": str(conf),
+                GA_SECRET_ENV: GA_SECRET,
                 "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
             }
             port = free_port()
             proc = start_server(app_ref, port, workers, env, tmp / "server.log")
             try:
-                body.write_bytes(batch_body(args.players_per_batch))  # fresh event times for each run
-                r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
+                if vendor is not None:  # fresh event times for each run
+                    url_path, data, auth = vendor
+                    body.write_bytes(data)
+                    r = run_wrk(
+                        f"http://127.0.0.1:{port}{url_path}", args.seconds, args.connections, body, vendor_script, auth
+                    )
+                else:
+                    body.write_bytes(batch_body(args.players_per_batch))
+                    r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
             ok = r["requests"] - r["non_2xx"]
             r.update(name=name, workers=workers, events_per_s=ok * EVENTS_PER_BATCH / args.seconds)
-            if path == "/v1/events":
+            if app_ref == "serving.asgi:app":
                 landed = events_on_stream(settings)
                 r["on_stream"] = landed
                 r["acked"] = ok * EVENTS_PER_BATCH
@@ -197,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         "p99 ms",
         "vs parse-only",
         "vs no-op",
+        "vs collector",
         title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
         f"{args.players_per_batch} player(s), {args.seconds}s each",
     )
@@ -204,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         group = {r["name"]: r for r in rows if r["workers"] == workers}
         for r in group.values():
             parse, noop = group["parse-only floor"]["events_per_s"], group["no-op floor"]["events_per_s"]
+            native = group["collector (durable)"]["events_per_s"]
             table.add_row(
                 str(workers),
                 r["name"],
@@ -212,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['p99_ms']:.2f}",
                 f"{r['events_per_s'] / parse:.2f}",
                 f"{r['events_per_s'] / noop:.2f}",
+                f"{r['events_per_s'] / native:.2f}",
             )
     console.print(table)
     for r in rows:
