@@ -26,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from features.data_policy import DataPolicyConfig
 from features.errors import ConfigError
+from features.pseudonyms import PseudonymiseConfig
 
 ENV_VAR = "PLAYERPULSE_ENV"
 CONF_DIR_VAR = "PLAYERPULSE_CONF_DIR"
@@ -355,6 +357,16 @@ class GameVendorsConfig(_Strict):
         return self
 
 
+class RateLimitConfig(_Strict):
+    """A token bucket per ingest key: ``events_per_second`` refill, ``burst`` capacity."""
+
+    events_per_second: float = Field(gt=0)
+    """Sustained events per second one key may post; a request takes one token per item."""
+    burst: int = Field(ge=1)
+    """Tokens a full bucket holds: at least ``collector.max_events_per_batch``, so that one
+    full batch can always pass (checked at start-up)."""
+
+
 class GameConfig(_Strict):
     """One game's credentials, per role. Several keys may be live per role, so a key rotates
     with overlap: add the new digest, ship it, remove the old one."""
@@ -366,6 +378,15 @@ class GameConfig(_Strict):
     game's servers. Empty: nobody reads this game's players over HTTP."""
     vendors: GameVendorsConfig | None = None
     """Accept this game's events in vendor SDK formats too; absent: ``/v1/events`` only."""
+    pseudonymise: PseudonymiseConfig | None = None
+    """Replace ``player_id`` by a keyed hash before anything is stored (``features/pseudonyms.py``);
+    absent: raw player ids are stored everywhere (see the README's Privacy section)."""
+    data_policy: DataPolicyConfig | None = None
+    """Which event properties are kept, dropped or coarsened (``features/data_policy.py``);
+    absent: properties are stored as sent and dead letters keep items as sent."""
+    rate_limit: RateLimitConfig | None = None
+    """Events per second each of this game's ingest keys may post (per worker process);
+    absent: no limit beyond the collector's size limits."""
 
 
 class Settings(_Strict):

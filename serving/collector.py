@@ -19,11 +19,14 @@ import msgspec
 from features.config import CollectorConfig, Settings
 from features.contract import Event, EventValidator, TimeBounds, now_ms
 from features.deadletter import DeadLetter
+from features.pseudonyms import GamePseudonyms
 from features.streams import StreamRecord
 from features.streams.codec import encode_events
-from serving.auth import UNAUTHORIZED, GameKeys
+from serving.auth import UNAUTHORIZED, GameKeys, bearer_digest
 from serving.dead_letters import DeadLetterBudget
 from serving.decoding import BodyError, check_value_count, decompress, item_bytes, parse_events
+from serving.privacy import CollectorPrivacy, digest_only
+from serving.rate_limit import RateLimiter, retry_after_seconds
 
 _typed_array = msgspec.json.Decoder(list[Event])
 
@@ -93,6 +96,8 @@ class Prepared:
     decoded_bytes: int = 0
     events_in: int = 0
     bytes_out: int = 0
+    retry_after: int | None = None
+    """Seconds for the ``Retry-After`` of a 429 (the key's rate limit)."""
 
     def body(self) -> dict[str, Any]:
         if self.status == 202:
@@ -109,7 +114,17 @@ def stream_unavailable(exc: Exception) -> Prepared:
 
 
 def response_headers(prepared: Prepared) -> dict[str, str] | None:
+    if prepared.status == 429:
+        return {"Retry-After": str(prepared.retry_after or RETRY_AFTER_SECONDS)}
     return {"Retry-After": str(RETRY_AFTER_SECONDS)} if prepared.status == 503 else None
+
+
+def rate_limited(game: str, wait: float) -> Prepared:
+    """The 429 when a key's bucket is short of tokens: nothing was taken or kept."""
+    seconds = retry_after_seconds(wait)
+    return Prepared(
+        429, game, message=f"rate limit of this ingest key reached; retry in {seconds}s", retry_after=seconds
+    )
 
 
 def body_too_large(limit: int) -> Prepared:
@@ -118,17 +133,36 @@ def body_too_large(limit: int) -> Prepared:
 
 
 class Collector:
-    def __init__(self, config: CollectorConfig, keys: GameKeys):
+    def __init__(
+        self,
+        config: CollectorConfig,
+        keys: GameKeys,
+        pseudonyms: GamePseudonyms | None = None,
+        privacy: CollectorPrivacy | None = None,
+        limiter: RateLimiter | None = None,
+    ):
         self.config = config
         self.keys = keys
         self.validator = EventValidator(
             TimeBounds.of(config.max_past_days, config.max_future_minutes, config.max_clock_skew_hours)
         )
+        self.pseudonyms = pseudonyms or GamePseudonyms({})
+        """Every game's pseudonymiser: the collector writes with it, serving reads with it."""
+        self.privacy = privacy or CollectorPrivacy({})
+        self.limiter = limiter
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Collector:
-        """The collector of a deployment: its limits and its games' ingest keys."""
-        return cls(settings.collector, GameKeys(settings.games))
+    def from_settings(cls, settings: Settings, keys: GameKeys | None = None) -> Collector:
+        """The collector of a deployment: its limits, its games' ingest keys, pseudonyms (secrets
+        are resolved here, at start-up), data policies and rate limits."""
+        pseudonyms = GamePseudonyms.of(settings.games)
+        return cls(
+            settings.collector,
+            keys or GameKeys(settings.games),
+            pseudonyms,
+            CollectorPrivacy.of(settings.games, pseudonyms),
+            RateLimiter(settings.games, settings.collector),
+        )
 
     def prepare(self, headers: Mapping[str, str], body: bytes, inline_budget: int | None = None) -> Prepared | None:
         """Check, decode and validate one ``POST /v1/events``; ``headers`` keys are lower-case.
@@ -143,6 +177,11 @@ class Collector:
         game = self.keys.game_for(headers.get("authorization"), "ingest")
         if game is None:
             return Prepared(401, message=UNAUTHORIZED)
+        rate_key = bearer_digest(headers.get("authorization")) if self.limiter is not None else None
+        if rate_key is not None and self.limiter is not None:
+            wait = self.limiter.empty_for(game, rate_key)
+            if wait > 0:  # an empty bucket costs no decoding
+                return rate_limited(game, wait)
         if len(body) > self.config.max_body_bytes:
             return body_too_large(self.config.max_body_bytes)
         try:
@@ -165,14 +204,24 @@ class Collector:
             letters = []
             if exc.status == 400:
                 request_id = request_id or uuid.uuid4().hex
-                letters.append(
-                    DeadLetterBudget.of(self.config).letter(
-                        received_at=received_at, reason=exc.reason, raw=body, game_id=game, request_id=request_id
-                    )
-                )
+                letters.append(self.body_letter(game, exc.reason, body, received_at, request_id))
             return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
         return self.prepare_items(
-            game, items, received_at, typed=typed is not None, request_id=request_id, decoded_bytes=len(data)
+            game,
+            items,
+            received_at,
+            typed=typed is not None,
+            request_id=request_id,
+            decoded_bytes=len(data),
+            rate_key=rate_key,
+        )
+
+    def body_letter(self, game: str, reason: str, body: bytes, received_at: int, request_id: str) -> DeadLetter:
+        """The dead letter of a whole body that cannot be used: its start as sent, or only its
+        size and digest for a game with pseudonymisation or a data policy (``serving.privacy``)."""
+        raw = digest_only(body) if self.privacy.for_game(game) is not None else body
+        return DeadLetterBudget.of(self.config).letter(
+            received_at=received_at, reason=reason, raw=raw, game_id=game, request_id=request_id
         )
 
     def prepare_items(
@@ -186,6 +235,7 @@ class Collector:
         rejected: Mapping[int, str] | None = None,
         request_id: str | None = None,
         decoded_bytes: int = 0,
+        rate_key: bytes | None = None,
     ) -> Prepared:
         """Validate already-parsed items of an authenticated ``game`` and batch them by player.
 
@@ -195,6 +245,11 @@ class Collector:
         that vendor sent it, not its mapped form), else the item's own bytes; ``rejected`` holds
         items the caller already refused (index → reason). ``typed`` says the items are
         ``Event`` structs decoded in one pass, which only need their times and ids checked.
+
+        The game's rate limit takes one token per item from ``rate_key``'s bucket (the ingest
+        key's digest; vendor adapters, which pass none, share one bucket per game), and its
+        pseudonymisation and data policy (``serving.privacy``) rewrite every valid event and
+        reduce every dead letter here, so no adapter can store what the game's policy forbids.
         """
         if len(items) > self.config.max_events_per_batch:
             return Prepared(
@@ -203,6 +258,11 @@ class Collector:
                 message=f"{len(items)} events in one request; the limit is "
                 f"{self.config.max_events_per_batch}: split the batch",
             )
+        if self.limiter is not None:
+            wait = self.limiter.take(game, rate_key if rate_key is not None else b"vendor", len(items))
+            if wait > 0:
+                return rate_limited(game, wait)
+        privacy = self.privacy.for_game(game)
         out = Prepared(202, game, decoded_bytes=decoded_bytes, events_in=len(items))
         by_player: dict[str, list[Event]] = {}
         late_or_early = self.validator.batch_rejections(list(items), received_at) if typed else {}
@@ -222,11 +282,14 @@ class Collector:
                 request_id = request_id or uuid.uuid4().hex
                 budget = budget or DeadLetterBudget.of(self.config)
                 out.errors.append({"index": index, "reason": reason})
+                kept = raw_items[index] if raw_items is not None else item_bytes(raw)
+                if privacy is not None:
+                    kept = privacy.rejected_item(raw, kept)
                 out.dead_letters.append(
                     budget.letter(
                         received_at=received_at,
                         reason=reason or "invalid",
-                        raw=raw_items[index] if raw_items is not None else item_bytes(raw),
+                        raw=kept,
                         game_id=game,
                         index=index,
                         request_id=request_id,
@@ -237,6 +300,8 @@ class Collector:
         out.accepted = sum(len(v) for v in by_player.values())
         stream_at = now_ms()
         for player, events in by_player.items():
+            if privacy is not None:
+                player = privacy.events(player, events)
             for data_out in _encode_within_limit(events, received_at, stream_at):
                 out.bytes_out += len(data_out)
                 out.records.append(StreamRecord(player, data_out))

@@ -18,9 +18,11 @@ request id as correlation id; metrics are CloudWatch embedded-metric-format line
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +43,12 @@ from features.config import Settings, load_settings  # noqa: E402
 from features.errors import ConfigError, ModelNotFound, PlayerPulseError  # noqa: E402
 from features.model_config import ModelConfig, load_model_config, parse_model_config  # noqa: E402
 from features.online import OnlineStore, open_online_store  # noqa: E402
+from features.pseudonyms import GamePseudonyms  # noqa: E402
 from serving.auth import UNAUTHORIZED, GameKeys  # noqa: E402
 from serving.model_files import check_features, load_champion  # noqa: E402
 from serving.models import ChampionCache, ChampionModel  # noqa: E402
 from serving.predict import Predictor  # noqa: E402
+from serving.privacy import predict_for, read_profile  # noqa: E402
 from serving.requests import (  # noqa: E402
     BAD_PLAYER_ID,
     NO_MODEL,
@@ -54,6 +58,11 @@ from serving.requests import (  # noqa: E402
     player_id_ok,
     profile_body,
 )
+
+if importlib.util.find_spec("pandas") is None:
+    # xgboost's inplace_predict tries `import pandas` on every call to test the input's type;
+    # the package ships no pandas, and a failed import is not cached: make it fail at once.
+    sys.modules["pandas"] = None  # type: ignore[assignment]
 
 IMPORT_MS = (time.perf_counter() - _INIT_STARTED) * 1000
 """How long this module's imports took (the first part of a cold start)."""
@@ -88,6 +97,8 @@ class ModelRuntime:
     predictor: Predictor
     keys: GameKeys
     cold_start_ms: float
+    pseudonyms: GamePseudonyms = field(default_factory=lambda: GamePseudonyms({}))
+    """How each game's player ids are stored: the id a request names is hashed the same way."""
 
 
 def _default_model_dir() -> Path:
@@ -116,8 +127,9 @@ def build_runtime(environ: os._Environ[str] | dict[str, str] = os.environ) -> Mo
     store = open_online_store(settings.online_store, settings.serving.store_timeout_ms)
     # the packaged declaration, not a second read from conf/
     predictor = Predictor(settings, store, champions=champions, configs={model: cfg})
+    pseudonyms = GamePseudonyms.of(settings.games)  # secrets resolved once, at cold start
     cold_ms = IMPORT_MS + (time.perf_counter() - started) * 1000
-    return ModelRuntime(settings, model, cfg, store, champion, predictor, GameKeys(settings.games), cold_ms)
+    return ModelRuntime(settings, model, cfg, store, champion, predictor, GameKeys(settings.games), cold_ms, pseudonyms)
 
 
 router = Router()
@@ -153,8 +165,10 @@ def profile(player_id: str) -> Response:
         return _error(401, UNAUTHORIZED)
     if not player_id_ok(player_id):
         return _error(400, BAD_PLAYER_ID)
-    p = rt.store.get(game, player_id)
-    return _json(200, profile_body(p)) if p is not None else _error(404, NO_PROFILE)
+    p = read_profile(rt.store, rt.pseudonyms, game, player_id)
+    if p is None:
+        return _error(404, NO_PROFILE)
+    return _json(200, {**profile_body(p), "player_id": player_id})  # the game's id, not its pseudonym
 
 
 @router.post("/v1/models/<model>/predict")
@@ -173,7 +187,7 @@ def predict(model: str) -> Response:
         return _error(exc.status, exc.message)
     if model != rt.model:
         return _error(404, NO_MODEL)
-    out = rt.predictor.predict(model, game, body.player_id, body.context)
+    out = predict_for(rt.predictor, rt.pseudonyms, model, game, body.player_id, body.context)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     if out["fallback"]:
         with single_metric(name="Fallbacks", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as m:

@@ -80,6 +80,11 @@ EVENTS_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _err("No API key, or not a known game's key."),
     413: _err("Body, decompressed body, or event count above the configured limits."),
     415: _err("Unsupported Content-Encoding."),
+    429: _err(
+        "This ingest key's rate limit (games.GAME.rate_limit, per worker process) is spent; nothing was "
+        "taken or kept. Retry after the given delay.",
+        {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds until the batch would pass"}},
+    ),
     503: _err(
         "The stream cannot take the batch now; nothing was acknowledged. Retry after the given delay.",
         {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
@@ -105,6 +110,7 @@ _SEGMENT_ANSWERS: dict[int | str, dict[str, Any]] = {
     400: _vendor_err("The body is not a Segment message or batch, or not valid gzip."),
     401: _vendor_err("No write key, or not a game's ingest key (HTTP Basic, user = write key)."),
     413: _vendor_err("Body or message count above the collector's limits."),
+    429: {**_vendor_err("The game's rate limit for vendor traffic is spent; nothing was kept."), "headers": _RETRY},
     503: {**_vendor_err("The stream cannot take the batch; nothing was acknowledged."), "headers": _RETRY},
 }
 _SEGMENT_SECURITY = [{"segmentWriteKey": []}]
@@ -112,6 +118,7 @@ _SNOWPLOW_ANSWERS: dict[int | str, dict[str, Any]] = {
     200: {"description": "Every valid event is durably on the stream.", "content": {"text/plain": {"schema": {}}}},
     400: _vendor_err("The body is not a payload_data envelope.", "text/plain"),
     401: _vendor_err("The app id (aid) is not an ingest key of the game in the path.", "text/plain"),
+    429: {**_vendor_err("The game's rate limit for vendor traffic is spent.", "text/plain"), "headers": _RETRY},
     503: {**_vendor_err("The stream cannot take the batch.", "text/plain"), "headers": _RETRY},
 }
 _GA_ANSWERS: dict[int | str, dict[str, Any]] = {
@@ -119,6 +126,7 @@ _GA_ANSWERS: dict[int | str, dict[str, Any]] = {
     400: _vendor_err("Some events failed validation (listed; the others were kept), or the body is unusable."),
     401: _vendor_err("Unknown game key, or Authorization is not base64(HMAC-SHA256(secret, body))."),
     413: _vendor_err("Body above the collector's limits."),
+    429: {**_vendor_err("The game's rate limit for vendor traffic is spent."), "headers": _RETRY},
     503: {**_vendor_err("The stream cannot take the batch."), "headers": _RETRY},
 }
 

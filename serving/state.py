@@ -43,7 +43,7 @@ class ServingState:
 
     def __post_init__(self) -> None:
         self.keys = GameKeys(self.settings.games)
-        self.collector = Collector(self.settings.collector, self.keys)
+        self.collector = Collector.from_settings(self.settings, self.keys)
         self.metrics_keys = BearerKeys(self.settings.serving.metrics.keys)
         cfg = self.settings.collector
         self._decode_pool = ThreadPoolExecutor(cfg.decode_threads, thread_name_prefix="decode")

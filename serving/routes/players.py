@@ -20,6 +20,7 @@ from features.errors import ModelNotFound
 from features.model_config import MODEL_NAME
 from serving.auth import UNAUTHORIZED
 from serving.http_body import BodyRejected, read_body
+from serving.privacy import predict_for, read_profile
 from serving.requests import (
     BAD_PLAYER_ID,
     NO_MODEL,
@@ -73,10 +74,10 @@ async def profile(player_id: str, request: Request, state: State) -> Response:
     if not player_id_ok(player_id):
         return _error(400, BAD_PLAYER_ID)
     assert state.online is not None
-    p = await anyio.to_thread.run_sync(state.online.get, game, player_id)
+    p = await anyio.to_thread.run_sync(read_profile, state.online, state.collector.pseudonyms, game, player_id)
     if p is None:
         return _error(404, NO_PROFILE)
-    return JSONResponse(profile_body(p))
+    return JSONResponse({**profile_body(p), "player_id": player_id})  # the game's id, not its pseudonym
 
 
 @router.post(
@@ -113,7 +114,9 @@ async def predict(model: str, request: Request, state: State) -> Response:
         return _error(404, NO_MODEL)
     try:
         predictor = await anyio.to_thread.run_sync(state.predictor)
-        out = await anyio.to_thread.run_sync(predictor.predict, model, game, body.player_id, body.context)
+        out = await anyio.to_thread.run_sync(
+            predict_for, predictor, state.collector.pseudonyms, model, game, body.player_id, body.context
+        )
     except ModelNotFound as exc:
         log.info("predict for an undeclared model %s: %s", model, exc)
         return _error(404, NO_MODEL)
