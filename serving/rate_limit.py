@@ -5,7 +5,10 @@ collector with valid-looking events in the game's name. ``games.GAME.rate_limit`
 one key may post: a bucket of ``burst`` tokens refilled at ``events_per_second``; each item of a
 request takes one token (rejected items too: decoding them cost as much). A request that finds
 too few tokens is refused whole with 429 and ``Retry-After`` (seconds until enough tokens are
-back), and takes none, so a client that waits that long gets through.
+back), and takes none, so a client that waits that long gets through. A key whose bucket is
+empty is refused before its body is even decoded (a flood costs no decoding); that answer's
+``Retry-After`` is the time until the bucket holds a token again, since the batch's size is not
+known yet.
 
 The buckets live in the worker process: with ``playerpulse serve --workers N`` a key may post up
 to N times the limit in all, and each Lambda container has its own. That bounds a flood per
