@@ -12,40 +12,13 @@ import httpx
 
 from features.config import DEVELOPMENT_KEYS, Settings
 from serving.app import create_app
-from tests_support import make_event
+from tests_support import call_asgi, make_event
 
 INGEST = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['ingest']}", "Content-Encoding": "gzip"}
 
 
 def with_serving(settings: Settings, **changes: Any) -> Settings:
     return settings.model_copy(update={"serving": settings.serving.model_copy(update=changes)})
-
-
-async def call_asgi(app, method: str, path: str, headers: dict[str, str], receive) -> list[dict[str, Any]]:
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "scheme": "http",
-        "root_path": "",
-        "app": app,
-        "state": {},
-    }
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
-    return sent
 
 
 def test_a_body_trickled_slower_than_the_read_timeout_gets_408(settings):

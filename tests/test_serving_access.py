@@ -18,6 +18,7 @@ from features.config import DEVELOPMENT_KEYS, Settings, hash_api_key
 from features.online import Profile, open_online_store
 from serving.app import create_app
 from serving.auth import GameKeys
+from tests_support import call_asgi
 
 INGEST = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['ingest']}"}
 SERVE = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['serve']}"}
@@ -118,33 +119,8 @@ def test_predict_without_a_key_is_refused_before_its_body_is_read(settings):
         chunks_read += 1
         return {"type": "http.request", "body": b"x" * 1_000_000, "more_body": True}
 
-    sent: list[dict[str, Any]] = []
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "path": "/v1/models/store_offer/predict",
-        "raw_path": b"/v1/models/store_offer/predict",
-        "query_string": b"",
-        "headers": [(b"content-type", b"application/json")],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-        "scheme": "http",
-        "root_path": "",
-        "app": app,
-    }
-
-    async def run() -> None:
-        async with app.router.lifespan_context(app):
-            scope["state"] = {}
-            await app(scope, receive, send)
-
-    asyncio.run(run())
+    path = "/v1/models/store_offer/predict"
+    sent = asyncio.run(call_asgi(app, "POST", path, {"content-type": "application/json"}, receive))
     assert sent[0]["status"] == 401
     assert chunks_read == 0
 

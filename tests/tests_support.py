@@ -20,3 +20,32 @@ def make_event(player: str = "p1", **over: Any) -> dict[str, Any]:
     }
     e.update(over)
     return e
+
+
+async def call_asgi(app: Any, method: str, path: str, headers: dict[str, str], receive: Any) -> list[dict[str, Any]]:
+    """One request straight through the ASGI interface (lifespan included), with the caller's
+    ``receive``: for specs about *how* a body is read (never, slowly), which a test client hides."""
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "scheme": "http",
+        "root_path": "",
+        "app": app,
+        "state": {},
+    }
+    async with app.router.lifespan_context(app):
+        await app(scope, receive, send)
+    return sent
