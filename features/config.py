@@ -188,16 +188,42 @@ OnlineStoreConfig = Annotated[SqliteOnlineStoreConfig | DynamoDBOnlineStoreConfi
 # --- the rest -------------------------------------------------------------------------------
 
 
+class DynamoDBLogStoreConfig(_Strict):
+    """Delta's multi-writer log store for S3 (``io.delta.storage.S3DynamoDBLogStore``): S3 has no
+    put-if-absent for the commit file, so two clusters writing one table could both commit
+    version N; this store makes each commit exclusive with a DynamoDB conditional put. One
+    writer per table (the default) does not need it. It needs the jar
+    ``io.delta:delta-storage-s3-dynamodb`` on the cluster (not in ``jvm/pom.xml``)."""
+
+    table_name: str = Field(min_length=3, max_length=255)
+    """DynamoDB table of commit entries (Delta creates it on first use if it may)."""
+    region: str = "us-east-1"
+
+
 class LakeConfig(_Strict):
     root: str
     """Where the Delta tables live: a local folder or an ``s3a://bucket/prefix`` URI."""
     checkpoints: str
-    """Streaming checkpoints (bronze ingestion, profiles)."""
+    """Streaming checkpoints (bronze ingestion, silver, profiles)."""
+    reports: str | None = None
+    """Quality results and latency samples: a folder or an ``s3a://`` URI, so that no job leaves
+    what a later one reads on the driver's disk; unset: ``{workdir}/reports`` (one machine)."""
+    endpoint_url: EndpointUrl = None
+    """S3-compatible endpoint for ``s3a://`` paths (``PLAYERPULSE_AWS_ENDPOINT``: a local server);
+    set, S3A uses path-style requests, and plain HTTP when the URL says ``http://``."""
+    region: str | None = None
+    """Region of the lake's bucket, for S3A (``fs.s3a.endpoint.region``)."""
+    catalog: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    """Unity Catalog catalog (Databricks): tables are named ``catalog.bronze.player_events``
+    (three parts) instead of ``bronze.player_events``; unset: the session's own catalog."""
+    dynamodb_log_store: DynamoDBLogStoreConfig | None = None
+    """Delta's S3 multi-writer log store; unset: Delta's default S3 log store (one writer)."""
 
 
 class SparkConfig(_Strict):
-    master: str | None = "local[2]"
-    """``local[N]`` on one machine; ``null`` to use the cluster's session (Databricks, EMR)."""
+    master: Annotated[str | None, BeforeValidator(_none_if_empty)] = "local[2]"
+    """``local[N]`` on one machine (also against a remote lake on S3); ``null`` or empty for the
+    cluster's session (Databricks, EMR) or the master given to ``spark-submit``."""
     shuffle_partitions: int = Field(2, ge=1)
     driver_memory: str = "2g"
     jars_dir: str | None = None
@@ -212,6 +238,9 @@ class MlflowConfig(_Strict):
     """The model registry (default, or empty: the tracking store)."""
     artifact_root: str
     """Where new experiments store artifacts (a folder or an s3:// URI)."""
+    s3_endpoint_url: EndpointUrl = None
+    """S3-compatible endpoint of the artifact store (``PLAYERPULSE_AWS_ENDPOINT``); MLflow reads it
+    as ``MLFLOW_S3_ENDPOINT_URL``. Unset: AWS."""
     experiment: str = "playerpulse"
 
     @model_validator(mode="after")
@@ -443,6 +472,11 @@ class Settings(_Strict):
     @property
     def reports_dir(self) -> Path:
         return Path(self.workdir) / "reports"
+
+    @property
+    def reports_location(self) -> str:
+        """Where jobs keep reports: ``lake.reports``, else ``{workdir}/reports``."""
+        return (self.lake.reports or str(self.reports_dir)).rstrip("/")
 
 
 def hash_api_key(key: str) -> str:

@@ -15,8 +15,9 @@ same stream.
 
 Replays are harmless: a profile remembers the stream position of the newest record folded into
 it, so a re-run micro-batch, or a whole replay under a fresh checkpoint, counts nothing twice.
-Each micro-batch appends its counts and event→profile latencies to
-``reports/latency/profiles.jsonl``; ``read_latency_samples`` reads them back for reports.
+Each micro-batch writes its counts and event→profile latencies as one small file under
+``{lake reports}/latency/profiles/`` (a folder or S3: object stores cannot append, and the
+driver's disk is gone after a cluster run); ``read_latency_samples`` reads them back for reports.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import logging
 import math
 import time
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from features.config import Settings, load_settings
@@ -35,6 +35,7 @@ from features.contract import now_ms
 from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
 from features.errors import PlayerPulseError
 from features.latency import nearest_rank
+from pipelines.lake_files import list_files, read_text, write_text
 from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
 from pipelines.stream_source import read_event_stream
 
@@ -49,8 +50,9 @@ PLAYER_KEY = ("game_id", "player_id")
 """A player is the pair: the same player id in two games is folded into two profiles."""
 
 
-def latency_file(settings: Settings) -> Path:
-    return settings.reports_dir / "latency" / "profiles.jsonl"
+def latency_dir(settings: Settings) -> str:
+    """Where every micro-batch leaves its latency report (``lake.reports``/latency/profiles)."""
+    return f"{settings.reports_location}/latency/profiles"
 
 
 class ProfileBatchWriter:
@@ -62,7 +64,8 @@ class ProfileBatchWriter:
         self.late_after_days = settings.silver.late_after_days
         self.checkpoint = checkpoint
         self.fs = fs
-        self.report = latency_file(settings)
+        self.settings = settings
+        self.reports = latency_dir(settings)
 
     def context(self, batch_id: int) -> UpdateContext:
         return UpdateContext(
@@ -84,9 +87,10 @@ class ProfileBatchWriter:
         rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id)), STATS_DDL).collect()
         stats = UpdateStats.combine(r.asDict() for r in rows)
         elapsed = (time.perf_counter() - started) * 1000
-        self.report.parent.mkdir(parents=True, exist_ok=True)
-        with self.report.open("a") as out:
-            out.write(stats_line(batch_id, stats, elapsed, now_ms()) + "\n")
+        # one file per batch, named by the time it ended so that names sort oldest first
+        ended = now_ms()
+        location = f"{self.reports}/{ended:013d}-batch{batch_id}.jsonl"
+        write_text(self.settings, location, stats_line(batch_id, stats, elapsed, ended) + "\n")
         worst = f"{max(stats.latency_ms):.0f} ms" if stats.latency_ms else "-"
         log.info(
             "batch %d: %d profiles written, %d events applied, %d duplicates, %d quarantined, "
@@ -127,16 +131,17 @@ def start_profiles_stream(
     return writer.start()
 
 
+def read_latency_reports(settings: Settings) -> list[dict]:
+    """Every micro-batch's report (counts, latencies), oldest batch first; empty before any batch."""
+    reports: list[dict] = []
+    for location in list_files(settings, latency_dir(settings), suffix=".jsonl"):
+        reports.extend(json.loads(line) for line in read_text(settings, location).splitlines() if line.strip())
+    return reports
+
+
 def read_latency_samples(settings: Settings) -> list[float]:
     """Every recorded event→profile latency (ms), oldest batch first; empty before any batch."""
-    path = latency_file(settings)
-    if not path.is_file():
-        return []
-    samples: list[float] = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            samples.extend(float(v) for v in json.loads(line).get("latency_ms", []))
-    return samples
+    return [float(v) for report in read_latency_reports(settings) for v in report.get("latency_ms", [])]
 
 
 def summarise_latency(samples: list[float]) -> dict[str, float]:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.config import Settings
 from features.expectations import (
     DEFAULT_LATE_AFTER_DAYS,
     TABLE,
@@ -33,6 +34,7 @@ from features.expectations import (
     UniqueTogether,
     row_expectations,
 )
+from pipelines.lake_files import is_remote, write_text
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -48,7 +50,8 @@ class QualityReport:
     success: bool
     evaluated: int
     failed: tuple[str, ...]
-    path: Path
+    path: Path | str
+    """The GX result JSON: a local ``Path``, or the ``s3a://`` URI of a report in the lake."""
 
 
 def gx_expectation(expectation: RowExpectation | ArrivedInTime | UniqueTogether) -> Any:
@@ -109,12 +112,13 @@ class Validator:
     with it.
     """
 
-    def __init__(self, table: str, expectations: list[Any], reports_dir: Path):
+    def __init__(self, table: str, expectations: list[Any], reports_dir: Path | str, settings: Settings | None = None):
         import great_expectations as gx
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
         self.table = table
-        self.reports_dir = reports_dir
+        self.reports_dir = str(reports_dir).rstrip("/")
+        self.settings = settings
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         suite = context.suites.add(gx.ExpectationSuite(name=f"{table}.suite"))
@@ -133,13 +137,24 @@ class Validator:
         """Run the suite on ``df`` and write the GX result JSON; does not raise on failure."""
         result = self._definition.run(batch_parameters={"dataframe": df}).to_json_dict()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = self.reports_dir / "quality" / f"{self.table}_{label + '_' if label else ''}{stamp}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str))
+        location = f"{self.reports_dir}/quality/{self.table}_{label + '_' if label else ''}{stamp}.json"
+        text = json.dumps(result, indent=2, sort_keys=True, default=str)
+        path: Path | str
+        if is_remote(location):
+            if self.settings is None:
+                raise ValueError(f"writing reports to {location} needs the settings naming its endpoint")
+            path = write_text(self.settings, location, text)
+        else:
+            path = Path(location)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
         failed = tuple(_describe(r) for r in result["results"] if not r["success"])
         return QualityReport(self.table, bool(result["success"]), len(result["results"]), failed, path)
 
 
-def silver_validator(reports_dir: Path, late_after_days: float = DEFAULT_LATE_AFTER_DAYS) -> Validator:
-    """The validator of rows about to be committed to silver.player_events."""
-    return Validator(SILVER_TABLE, silver_expectations(late_after_days), reports_dir)
+def silver_validator(
+    reports_dir: Path | str, late_after_days: float = DEFAULT_LATE_AFTER_DAYS, settings: Settings | None = None
+) -> Validator:
+    """The validator of rows about to be committed to silver.player_events; its reports go to
+    ``reports_dir`` (a folder, or the lake's ``s3a://`` reports location with ``settings``)."""
+    return Validator(SILVER_TABLE, silver_expectations(late_after_days), reports_dir, settings)

@@ -1,17 +1,31 @@
-"""The one Spark session factory: local with Delta by default, the cluster's own elsewhere.
+"""The one Spark session factory, for the three places a job runs, chosen by configuration.
 
-On one machine it builds ``local[N]`` with Delta's SQL extension and catalog, the jars that
-``make jars`` resolved into ``jvm/jars`` (never an Ivy download), zstd Parquet, UTC and few
-shuffle partitions. On Databricks or EMR (``spark.master: null``) it takes the active session,
-whose jars and settings the cluster owns.
+- **One machine** (``spark.master: local[N]``, ``conf/local.yaml``): ``local[N]`` with Delta's SQL
+  extension and catalog and the jars that ``make jars`` resolved into ``jvm/jars`` (never an Ivy
+  download), zstd Parquet, UTC and few shuffle partitions.
+- **Off-cluster against a remote lake** (a ``local[N]`` or ``local-cluster[…]`` master with
+  ``lake.root`` on ``s3a://``, e.g. ``conf/aws.yaml`` with ``PLAYERPULSE_SPARK_MASTER=local[2]`` on
+  a laptop): the same build plus S3A's settings (``s3a_settings``).
+- **On a cluster** (``spark.master: null``: Databricks, EMR, or whatever master ``spark-submit``
+  was given): the cluster's session. Static settings (jars, SQL extensions, the catalog) are
+  fixed once its JVM is up, so they are given to the builder when this process creates the
+  session (under ``spark-submit``) and only checked when a session is already active; a missing
+  one stops the job naming it. Runtime settings the cluster has not set (S3A, UTC, zstd) are set.
+
+``PLAYERPULSE_AWS_ENDPOINT`` (``lake.endpoint_url``) points S3A at an S3-compatible server with
+path-style requests; credentials come from the standard AWS environment variables when they are
+set (else S3A's own chain: instance profile, container role). Python workers run
+``PYSPARK_PYTHON``, which defaults to this interpreter so executors import the same packages.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from features.config import Settings, conf_dir, repo_root
 from features.errors import ConfigError
@@ -20,6 +34,18 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 LAKE_DATABASES = ("bronze", "silver", "gold")
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+S3_DYNAMODB_LOG_STORE = "io.delta.storage.S3DynamoDBLogStore"
+
+STATIC_REQUIREMENTS = {
+    "spark.sql.extensions": DELTA_EXTENSION,
+    "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+}
+"""Static settings every lake job needs, and the value each must contain."""
+
+_UNSET = "\x00unset"
 
 
 def jars_dir(settings: Settings) -> Path:
@@ -34,49 +60,190 @@ def local_jars(settings: Settings) -> list[str]:
     return jars
 
 
-def get_spark(settings: Settings, app_name: str = "playerpulse") -> SparkSession:
-    """The session for ``settings``: built locally, or the cluster's when ``spark.master`` is null."""
-    from pyspark.sql import SparkSession
+def s3a_settings(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Hadoop ``fs.s3a.*`` settings for the lake: endpoint, region and credentials.
 
-    if settings.spark.master is None:
-        active = SparkSession.getActiveSession()
-        spark = active or SparkSession.builder.appName(app_name).getOrCreate()
-        for key, value in settings.spark.conf.items():
-            spark.conf.set(key, value)
-        return spark
+    Empty when nothing is configured (a cluster's instance role and AWS's own endpoint need
+    none). Credentials are taken from ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (and
+    ``AWS_SESSION_TOKEN``) when set, so executors in other processes use the same identity as
+    the driver; Spark redacts them from its UI and logs.
+    """
+    env = os.environ if environ is None else environ
+    lake = settings.lake
+    out: dict[str, str] = {}
+    if lake.endpoint_url:
+        endpoint = urlsplit(lake.endpoint_url)
+        out["fs.s3a.endpoint"] = lake.endpoint_url
+        out["fs.s3a.path.style.access"] = "true"
+        out["fs.s3a.connection.ssl.enabled"] = "false" if endpoint.scheme == "http" else "true"
+    region = lake.region or (env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") if lake.endpoint_url else None)
+    if region:
+        out["fs.s3a.endpoint.region"] = region
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        out["fs.s3a.access.key"] = env["AWS_ACCESS_KEY_ID"]
+        out["fs.s3a.secret.key"] = env["AWS_SECRET_ACCESS_KEY"]
+        if env.get("AWS_SESSION_TOKEN"):
+            out["fs.s3a.session.token"] = env["AWS_SESSION_TOKEN"]
+            out["fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider"
+        else:
+            out["fs.s3a.aws.credentials.provider"] = "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider"
+    return out
 
+
+def log_store_settings(settings: Settings) -> dict[str, str]:
+    """Delta's multi-writer S3 log store (``lake.dynamodb_log_store``), or nothing."""
+    store = settings.lake.dynamodb_log_store
+    if store is None:
+        return {}
+    return {
+        "spark.delta.logStore.s3a.impl": S3_DYNAMODB_LOG_STORE,
+        "spark.delta.logStore.s3.impl": S3_DYNAMODB_LOG_STORE,
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.tableName": store.table_name,
+        "spark.io.delta.storage.S3DynamoDBLogStore.ddb.region": store.region,
+    }
+
+
+def runtime_settings(settings: Settings) -> dict[str, str]:
+    """Session settings that may still be set on a running session."""
+    return {
+        "spark.sql.parquet.compression.codec": "zstd",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        **log_store_settings(settings),
+        **settings.spark.conf,
+    }
+
+
+def build_settings(settings: Settings) -> dict[str, str]:
+    """Every setting of a session this process builds itself (static ones included)."""
+    warehouse = Path(settings.workdir) / "spark-warehouse"
+    built = {
+        **STATIC_REQUIREMENTS,
+        "spark.jars": ",".join(local_jars(settings)),
+        "spark.default.parallelism": str(settings.spark.shuffle_partitions),
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.driver.extraJavaOptions": (
+            f"-Dderby.system.home={warehouse} -Dlog4j2.configurationFile={conf_dir() / 'log4j2.properties'}"
+        ),
+        "spark.sql.warehouse.dir": str(warehouse),
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.streaming.stopGracefullyOnShutdown": "true",
+        "spark.python.worker.reuse": "true",
+        **{f"spark.hadoop.{k}": v for k, v in s3a_settings(settings).items()},
+    }
+    return {**built, **runtime_settings(settings)}
+
+
+def missing_static(current: Mapping[str, str]) -> list[str]:
+    """The static requirements a running session lacks, each as ``key (needs value)``."""
+    return [
+        f"{key} (needs {value})"
+        for key, value in STATIC_REQUIREMENTS.items()
+        if value not in [v.strip() for v in current.get(key, "").split(",")]
+    ]
+
+
+def _prepare_process() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    warehouse = Path(settings.workdir) / "spark-warehouse"
-    builder = (
-        SparkSession.builder.master(settings.spark.master)
-        .appName(app_name)
-        .config("spark.jars", ",".join(local_jars(settings)))
-        .config("spark.sql.extensions", "io.delta.sql.DeltaSparkSessionExtension")
-        .config("spark.sql.catalog.spark_catalog", "org.apache.spark.sql.delta.catalog.DeltaCatalog")
-        .config("spark.sql.parquet.compression.codec", "zstd")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", str(settings.spark.shuffle_partitions))
-        .config("spark.default.parallelism", str(settings.spark.shuffle_partitions))
-        .config("spark.driver.memory", settings.spark.driver_memory)
-        .config(
-            "spark.driver.extraJavaOptions",
-            f"-Dderby.system.home={warehouse} -Dlog4j2.configurationFile={conf_dir() / 'log4j2.properties'}",
-        )
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.streaming.stopGracefullyOnShutdown", "true")
-        .config("spark.databricks.delta.snapshotPartitions", "2")
-        .config("spark.sql.adaptive.enabled", "true")
-        .config("spark.python.worker.reuse", "true")
-    )
-    for key, value in settings.spark.conf.items():
+
+
+def _build(settings: Settings, app_name: str, master: str | None) -> SparkSession:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    if master is not None:
+        builder = builder.master(master)
+    confs = build_settings(settings)
+    if master is None:  # spark-submit's --jars / the cluster's libraries own the class path
+        confs.pop("spark.jars")
+    for key, value in confs.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
+
+
+def _is_databricks(spark: SparkSession) -> bool:
+    """Databricks runtimes have Delta built in, without listing its extension in the settings."""
+    return bool(os.environ.get("DATABRICKS_RUNTIME_VERSION")) or (
+        spark.conf.get("spark.databricks.clusterUsageTags.sparkVersion", _UNSET) != _UNSET
+    )
+
+
+def _adopt(spark: SparkSession, settings: Settings) -> SparkSession:
+    """Check a running session's static settings and set the runtime ones it has not set."""
+    if not _is_databricks(spark):
+        current = {key: spark.conf.get(key, "") or "" for key in STATIC_REQUIREMENTS}
+        missing = missing_static(current)
+        if missing:
+            raise ConfigError(
+                "the running Spark session lacks static settings the lake jobs need, and they can no longer be "
+                f"set: {'; '.join(missing)}. Give them to the cluster (EMR: spark-defaults classification; "
+                "spark-submit: --conf) together with the Delta jars (--jars or --packages io.delta:delta-spark_…)"
+            )
+    for key, value in runtime_settings(settings).items():
+        if key in settings.spark.conf or spark.conf.get(key, _UNSET) == _UNSET:
+            spark.conf.set(key, value)
+    apply_s3a(spark, settings)
+    if settings.lake.dynamodb_log_store is not None:
+        _require_class(spark, S3_DYNAMODB_LOG_STORE, "io.delta:delta-storage-s3-dynamodb")
+    return spark
+
+
+def apply_s3a(spark: SparkSession, settings: Settings) -> None:
+    """Set the lake's ``fs.s3a.*`` settings on a running session (session and Hadoop conf).
+
+    Hadoop caches one S3A filesystem per bucket, built with the settings of its first use: these
+    take effect for buckets this JVM has not opened yet (or after ``FileSystem.closeAll``).
+    """
+    values = s3a_settings(settings)
+    for key, value in values.items():
+        spark.conf.set(key, value)
+    jsc = getattr(spark.sparkContext, "_jsc", None)
+    if jsc is not None and values:
+        hadoop = jsc.hadoopConfiguration()
+        for key, value in values.items():
+            hadoop.set(key, value)
+
+
+def _require_class(spark: SparkSession, name: str, artifact: str) -> None:
+    jvm = getattr(spark.sparkContext, "_jvm", None)
+    if jvm is None:
+        return
+    try:
+        jvm.java.lang.Class.forName(name, False, jvm.Thread.currentThread().getContextClassLoader())
+    except Exception as exc:  # py4j wraps the ClassNotFoundException
+        raise ConfigError(
+            f"lake.dynamodb_log_store is set but {name} is not on the class path: add the jar {artifact} "
+            "(matching the Delta version) to spark.jars or the cluster's libraries"
+        ) from exc
+
+
+def get_spark(settings: Settings, app_name: str = "playerpulse") -> SparkSession:
+    """The session for ``settings``: built here for a ``spark.master``, else the cluster's."""
+    from pyspark.sql import SparkSession
+
+    _prepare_process()
+    if settings.spark.master is not None:
+        spark = _build(settings, app_name, settings.spark.master)
+        if settings.lake.dynamodb_log_store is not None:
+            _require_class(spark, S3_DYNAMODB_LOG_STORE, "io.delta:delta-storage-s3-dynamodb")
+        return spark
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return _adopt(active, settings)
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        raise ConfigError(
+            "spark.master is null (use the cluster's session), but no Spark session is running and this process "
+            "was not started by spark-submit: run it on the cluster, under spark-submit, or set spark.master "
+            "(conf/aws.yaml reads PLAYERPULSE_SPARK_MASTER, e.g. local[2]) to run here against the remote lake"
+        )
+    return _adopt(_build(settings, app_name, None), settings)
 
 
 def table_path(settings: Settings, name: str) -> str:
@@ -87,23 +254,60 @@ def table_path(settings: Settings, name: str) -> str:
     return f"{settings.lake.root.rstrip('/')}/{database}/{table}"
 
 
+def table_name(settings: Settings, name: str) -> str:
+    """The catalog name of lake table ``database.table``: ``catalog.database.table`` with a Unity
+    Catalog catalog (``lake.catalog``), else ``database.table`` in the session's catalog."""
+    table_path(settings, name)  # the same check of the name
+    return f"{settings.lake.catalog}.{name}" if settings.lake.catalog else name
+
+
+def lake_tables(spark: SparkSession, settings: Settings) -> dict[str, str]:
+    """``database.table`` → location of every Delta table under ``lake.root``, listed through
+    Hadoop's FileSystem API, so a local folder and ``s3a://`` are listed the same way."""
+    jvm = spark.sparkContext._jvm
+    hadoop_conf = spark._jsparkSession.sessionState().newHadoopConf()
+    found: dict[str, str] = {}
+    for database in LAKE_DATABASES:
+        folder = jvm.org.apache.hadoop.fs.Path(f"{settings.lake.root.rstrip('/')}/{database}")
+        fs = folder.getFileSystem(hadoop_conf)
+        if not fs.exists(folder):
+            continue
+        for status in fs.listStatus(folder):
+            child = status.getPath()
+            if status.isDirectory() and fs.exists(jvm.org.apache.hadoop.fs.Path(child, "_delta_log")):
+                found[f"{database}.{child.getName()}"] = (
+                    f"{settings.lake.root.rstrip('/')}/{database}/{child.getName()}"
+                )
+    return dict(sorted(found.items()))
+
+
 def register_tables(spark: SparkSession, settings: Settings) -> list[str]:
-    """Make every Delta table under ``lake.root`` queryable by name (``bronze.player_events``).
+    """Make every Delta table under ``lake.root`` queryable by name (``bronze.player_events``, or
+    ``catalog.bronze.player_events`` with ``lake.catalog``), as external tables over the lake.
 
     The lake is the source of truth; the catalog is rebuilt from it at session start, so any
     session, notebook or ``spark-sql`` shell over the same lake sees the same names.
     """
-    from delta.tables import DeltaTable
-
     names = []
+    prefix = f"{settings.lake.catalog}." if settings.lake.catalog else ""
     for database in LAKE_DATABASES:
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-        root = Path(settings.lake.root) / database
-        if not root.is_dir():
-            continue
-        for child in sorted(root.iterdir()):
-            if (child / "_delta_log").is_dir() and DeltaTable.isDeltaTable(spark, str(child)):
-                name = f"{database}.{child.name}"
-                spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{child}'")
-                names.append(name)
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {prefix}{database}")
+    for name, location in lake_tables(spark, settings).items():
+        qualified = table_name(settings, name)
+        if spark.catalog.tableExists(qualified) and not _same_place(_location_of(spark, qualified), location):
+            spark.sql(f"DROP TABLE {qualified}")  # a name left over from another lake: external, data stays
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {qualified} USING DELTA LOCATION '{location}'")
+        names.append(qualified)
     return names
+
+
+def _location_of(spark: SparkSession, name: str) -> str:
+    return str(spark.sql(f"DESCRIBE DETAIL {name}").first()["location"])
+
+
+def _same_place(a: str, b: str) -> bool:
+    def norm(x: str) -> str:
+        x = x.rstrip("/")
+        return x[len("file:") :].lstrip("/") if x.startswith("file:") else x.lstrip("/") if x.startswith("/") else x
+
+    return norm(a) == norm(b)

@@ -165,7 +165,7 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
     if validate:
         from pipelines.quality import silver_validator
 
-        validator = silver_validator(settings.reports_dir, cfg.late_after_days)
+        validator = silver_validator(settings.reports_location, cfg.late_after_days, settings)
     rows_in = 0
     reports: list[str] = []
     failure: DataQualityError | None = None

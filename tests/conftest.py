@@ -22,8 +22,13 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory):
-    """The one Spark session of the run (local[2], 2 shuffle partitions, UI off, Delta on)."""
+def spark(tmp_path_factory: pytest.TempPathFactory, aws_endpoint: str):
+    """The one Spark session of the run (local[2], 2 shuffle partitions, UI off, Delta on).
+
+    It starts after the local AWS server, so its JVM and Python workers inherit the dummy AWS
+    credentials (never a developer's own) for the tests whose jobs read Kinesis or write S3;
+    those tests point S3A at the server at runtime (``pipelines.session.apply_s3a``).
+    """
     from pipelines.session import get_spark
 
     base = load_settings("local", tmp_path_factory.mktemp("spark-session"))

@@ -15,7 +15,12 @@ from features.definitions import PLAYER_ACTIVITY_V1
 from features.online import Profile, open_online_store
 from features.profile_state import DAY_MS, ProfileState
 from features.streams import StreamRecord, encode_batch, open_stream
-from pipelines.profiles_stream import read_latency_samples, start_profiles_stream, summarise_latency
+from pipelines.profiles_stream import (
+    read_latency_reports,
+    read_latency_samples,
+    start_profiles_stream,
+    summarise_latency,
+)
 
 pytestmark = pytest.mark.spark
 FS = PLAYER_ACTIVITY_V1
@@ -226,10 +231,7 @@ def test_every_written_profile_leaves_a_latency_sample(spark, settings):
 
 
 def last_report(settings: Settings) -> dict[str, Any]:
-    import json
-
-    path = Path(settings.reports_dir) / "latency" / "profiles.jsonl"
-    return json.loads(path.read_text().splitlines()[-1])
+    return read_latency_reports(settings)[-1]
 
 
 def test_checkpoint_defaults_under_the_lake_checkpoints(spark, settings):

@@ -68,6 +68,8 @@ def tracking_client(settings: Settings) -> MlflowClient:
     from mlflow import MlflowClient
 
     cfg = settings.mlflow
+    if cfg.s3_endpoint_url:  # MLflow's S3 artifact store reads its endpoint from this variable only
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = cfg.s3_endpoint_url
     _ensure_sqlite_folder(cfg.tracking_uri)
     registry = cfg.registry_uri or cfg.tracking_uri
     _ensure_sqlite_folder(registry)
