@@ -316,6 +316,54 @@ class SilverConfig(_Strict):
     events within it land in their own ``event_date``."""
 
 
+RetainedTable = Literal["bronze.player_events", "silver.player_events"]
+"""Tables a retention delete may shorten: those partitioned by ``event_date``, where dropping
+old days removes whole files instead of rewriting them."""
+
+
+class UpkeepConfig(_Strict):
+    """The daily upkeep job (``pipelines/maintain.py``): retention, compaction, VACUUM, S3 tiering."""
+
+    vacuum_retain_hours: float = Field(168.0, ge=0)
+    """VACUUM keeps every file a table version of this many past hours references (time travel,
+    readers and streams still running). Delta refuses less than 168 unless its
+    ``retentionDurationCheck`` is disabled, because shorter windows can break running readers."""
+    retention_days: dict[RetainedTable, int] = Field(default_factory=lambda: {"bronze.player_events": 365})
+    """Maximum age per table: ``event_date`` partitions older than this many days are deleted
+    (then freed by VACUUM). A table not named keeps everything; silver usually does, since gold
+    recomputes lifetime features from it."""
+    bronze_to_ia_days: int = Field(30, ge=30)
+    """Days after which bronze objects on S3 move to STANDARD_IA (S3 requires at least 30)."""
+    bronze_to_glacier_days: int = Field(90, ge=31)
+    """Days after which bronze objects on S3 move to GLACIER. Spark cannot read GLACIER objects
+    without a restore, so keep it past any day that still receives events (the collector's
+    ``max_past_days``) or that anything re-reads."""
+
+    @field_validator("retention_days")
+    @classmethod
+    def _positive_ages(cls, ages: dict[str, int]) -> dict[str, int]:
+        bad = {t: d for t, d in ages.items() if d < 1}
+        if bad:
+            raise ValueError(f"retention ages must be at least 1 day, got {bad}")
+        return ages
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> UpkeepConfig:
+        if self.bronze_to_glacier_days <= self.bronze_to_ia_days:
+            raise ValueError(
+                f"bronze_to_glacier_days ({self.bronze_to_glacier_days}) must be after bronze_to_ia_days "
+                f"({self.bronze_to_ia_days}): objects move to STANDARD_IA first"
+            )
+        bronze_days = self.retention_days.get("bronze.player_events")
+        if bronze_days is not None and bronze_days <= self.bronze_to_glacier_days:
+            raise ValueError(
+                f"retention_days of bronze.player_events ({bronze_days}) is not after bronze_to_glacier_days "
+                f"({self.bronze_to_glacier_days}): objects would move to GLACIER only to be deleted, and GLACIER "
+                "bills at least 90 days; raise the retention or the GLACIER day"
+            )
+        return self
+
+
 class MetricsAccessConfig(_Strict):
     """Who may read ``/metrics``: its labels name games and show their traffic, so it is never
     open to whoever can reach the API. Choose a key, a separate port, or both."""
@@ -432,6 +480,7 @@ class Settings(_Strict):
     collector: CollectorConfig
     streaming: StreamingConfig = StreamingConfig()
     silver: SilverConfig = SilverConfig()
+    upkeep: UpkeepConfig = UpkeepConfig()
     stream_autoscaling: StreamAutoscalingConfig = StreamAutoscalingConfig()
     serving: ServingConfig = ServingConfig()
     models_dir: str
