@@ -5,7 +5,9 @@ Lambda runtime's platform), unzipped, and imported by a separate ``python -I -S`
 ``sys.path`` is the unpacked folder, a stand-in for the runtime's ``/var/runtime`` holding only
 boto3 and its dependencies (what the python3.11 runtime provides), and the standard library.
 It runs the cloud profile (``conf/aws.yaml``) against the session's moto_server: accepted events
-must be on the Kinesis stream, rejected ones in the S3 dead-letter bucket.
+must be on the Kinesis stream, rejected ones in the S3 dead-letter bucket. The unpacked folder
+is read-only and the child runs with ``-B``, as in ``/var/task``: every module of the package
+must load from the bytecode shipped beside it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from __future__ import annotations
 import base64
 import copy
 import gzip
+import importlib.util
 import json
+import stat
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +52,11 @@ answers = [lh.handler(json.load(open(e)), None) for e in events]
 allowed = (package, runtime, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
 outside = sorted({m.__name__.split(".")[0] for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) and not m.__file__.startswith(allowed)})
-json.dump({"answers": answers, "outside": outside, "modules": sorted({n.split(".")[0] for n in sys.modules})},
-          open(out, "w"))
+json.dump({"answers": answers, "outside": outside, "modules": sorted({n.split(".")[0] for n in sys.modules}),
+           "dont_write_bytecode": sys.flags.dont_write_bytecode}, open(out, "w"))
 """
+COMPILED_FROM_SOURCE = "# code object from "
+"""What ``python -v`` prints when it compiles a module from its ``.py`` rather than loading bytecode."""
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +66,17 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> CollectorPackageReport:
 
 
 @pytest.fixture(scope="module")
-def unpacked(package: CollectorPackageReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unpacked(package: CollectorPackageReport, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The zip unpacked and made read-only (``chmod -R a-w``), as Lambda's ``/var/task`` is."""
     folder = tmp_path_factory.mktemp("var-task")
     with zipfile.ZipFile(package.path) as zf:
         zf.extractall(folder)
-    return folder
+    writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for path in [*folder.rglob("*"), folder]:
+        path.chmod(path.stat().st_mode & ~writable)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
 
 
 @pytest.fixture(scope="module")
@@ -116,16 +129,21 @@ def invoked(
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
     }
     out = work / "answers.json"
+    before = sorted(p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*"))
+    child = [sys.executable, "-I", "-S", "-B", "-v", "-c", CHILD]  # -v: every import, and whence, on stderr
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CHILD, str(unpacked), str(lambda_runtime), str(out), *map(str, paths)],
+        [*child, str(unpacked), str(lambda_runtime), str(out), *map(str, paths)],
         env=env,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {**json.loads(out.read_text()), "valid": valid, "mixed": mixed}
+    traceback = [line for line in done.stderr.splitlines() if not line.startswith(("#", "import "))]
+    assert done.returncode == 0, "\n".join(traceback)[-3000:]  # without what -v writes
+    after = sorted(p.relative_to(unpacked).as_posix() for p in unpacked.rglob("*"))
+    written = sorted(set(after) - set(before))
+    return {**json.loads(out.read_text()), "valid": valid, "mixed": mixed, "stderr": done.stderr, "written": written}
 
 
 def test_the_unpacked_collector_puts_accepted_events_on_the_kinesis_stream(
@@ -167,7 +185,34 @@ def test_the_collector_package_holds_the_handler_and_conf_but_no_model_numpy_or_
     assert {"serving/lambda_handler.py", "conf/aws.yaml", "zstandard/__init__.py", "msgspec/__init__.py"} <= names
     tops = {n.split("/")[0] for n in names}
     assert not tops & {"model", "numpy", "scipy", "xgboost", "boto3", "botocore", "tests", "training", "pipelines"}
-    assert not any(n.startswith("serving/deploy/") or "__pycache__" in n for n in names)
+    assert not any(n.startswith("serving/deploy/") for n in names)
+
+
+def test_every_module_in_the_collector_package_ships_beside_it_its_unchecked_hash_bytecode(
+    package: CollectorPackageReport,
+) -> None:
+    with zipfile.ZipFile(package.path) as zf:
+        names = set(zf.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        assert {"serving/lambda_handler.py", "zstandard/__init__.py", "msgspec/__init__.py"} <= set(sources)
+        for name in sources:
+            folder, _, file = name.rpartition("/")
+            pyc = zf.read(f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc".lstrip("/"))
+            assert pyc[:4] == importlib.util.MAGIC_NUMBER, name
+            assert int.from_bytes(pyc[4:8], "little") == 0b01, f"{name}: not unchecked-hash bytecode"
+            assert pyc[8:16] == importlib.util.source_hash(zf.read(name)), f"{name}: bytecode of another source"
+    assert all(n.endswith(".cpython-311.pyc") for n in names if "__pycache__" in n)
+
+
+def test_the_read_only_collector_loads_every_module_of_its_package_from_the_shipped_bytecode(
+    invoked: dict[str, Any], unpacked: Path
+) -> None:
+    lines = invoked["stderr"].splitlines()
+    assert invoked["dont_write_bytecode"] == 1
+    assert [line for line in lines if line.startswith(COMPILED_FROM_SOURCE + str(unpacked))] == []
+    loaded = f"# {unpacked}/serving/__pycache__/lambda_handler.cpython-311.pyc matches "
+    assert any(line.startswith(loaded) for line in lines)
+    assert invoked["written"] == [], "files written into the read-only package"
 
 
 def test_the_collector_package_reports_its_sizes_within_lambdas_limits(package: CollectorPackageReport) -> None:

@@ -3,16 +3,21 @@
 A tiny booster is registered as champion in a real MLflow SQLite store, packaged (the pinned
 requirements are pip-installed for the Lambda runtime's platform), unzipped, and imported by a
 separate ``python -I -S`` whose ``sys.path`` is the unpacked folder and the standard library
-only, as in ``/var/task``. It answers the sample HTTP API events in ``tests/events/``.
+only, as in ``/var/task``. It answers the sample HTTP API events in ``tests/events/``, also
+from a read-only copy (as ``/var/task`` is) where every module comes from the shipped bytecode.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import stat
 import subprocess
 import sys
 import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +52,12 @@ allowed = (package, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["plat
 outside = sorted({m.__name__.split(".")[0] for m in list(sys.modules.values())
                   if getattr(m, "__file__", None) and not m.__file__.startswith(allowed)})
 json.dump({"answers": answers, "outside": outside, "path": sys.path,
-           "modules": sorted({n.split(".")[0] for n in sys.modules})}, open(out, "w"))
+           "modules": sorted({n.split(".")[0] for n, m in sys.modules.items() if m is not None}),  # None: blocked
+           "dont_write_bytecode": sys.flags.dont_write_bytecode}, open(out, "w"))
 """
+COMPILED_FROM_SOURCE = "# code object from "
+"""What ``python -v`` prints when it compiles a module from its ``.py`` (a quoted ``.pyc`` path
+when it loads bytecode instead, after ``# PYC matches SOURCE``)."""
 
 
 def declaration() -> dict[str, Any]:
@@ -141,20 +150,40 @@ def keen_profile() -> Profile:
     )
 
 
-def invoke_isolated(folder: Path, workdir: Path, *events: str) -> dict[str, Any]:
-    """Run the handler in ``python -I -S`` with only ``folder`` (and the stdlib) on ``sys.path``."""
+def invoke_isolated(folder: Path, workdir: Path, *events: str, flags: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Run the handler in ``python -I -S`` with only ``folder`` (and the stdlib) on ``sys.path``;
+    the answers, what the child reported, and its stderr (``-v`` writes its imports there)."""
     out = workdir / "answers.json"
     env = {"PLAYERPULSE_MODEL": MODEL, "PLAYERPULSE_ENV": "local", "PLAYERPULSE_WORKDIR": str(workdir)}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # -I ignores PYTHON* variables: ``-B`` in ``flags`` sets the flag
     done = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CHILD, str(folder), str(out), *(str(EVENTS / e) for e in events)],
+        [sys.executable, "-I", "-S", *flags, "-c", CHILD, str(folder), str(out), *(str(EVENTS / e) for e in events)],
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(out.read_text())
+    traceback = [line for line in done.stderr.splitlines() if not line.startswith(("#", "import "))]
+    assert done.returncode == 0, "\n".join(traceback)[-3000:]  # without what -v writes
+    return {**json.loads(out.read_text()), "stderr": done.stderr}
+
+
+@pytest.fixture
+def read_only_copy(unpacked: Path, tmp_path: Path) -> Iterator[Path]:
+    """The unpacked package copied and made read-only (``chmod -R a-w``), as ``/var/task`` is."""
+    folder = tmp_path / "var-task-ro"
+    shutil.copytree(unpacked, folder)
+    writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode & ~writable)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def tree_listing(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
 def test_the_unpacked_package_alone_answers_a_predict_event_with_its_champion(unpacked: Path, tmp_path: Path) -> None:
@@ -186,7 +215,42 @@ def test_the_package_holds_the_champion_as_native_xgboost_files_and_no_build_or_
     assert declared == declaration()
     tops = {n.split("/")[0] for n in names}
     assert not tops & {"tests", "mlflow", "pyspark", "pandas", "boto3", "botocore", "training", "pipelines"}
-    assert not any(n.startswith("serving/deploy/") or "__pycache__" in n for n in names)
+    assert not any(n.startswith("serving/deploy/") for n in names)
+    bytecode = {n for n in names if "__pycache__" in n}
+    assert bytecode and all(n.endswith(".cpython-311.pyc") for n in bytecode)
+
+
+def test_every_module_in_the_package_ships_beside_it_its_unchecked_hash_bytecode(package: PackageReport) -> None:
+    with zipfile.ZipFile(package.path) as zf:
+        names = set(zf.namelist())
+        sources = sorted(n for n in names if n.endswith(".py"))
+        assert {"serving/model_function.py", "features/config.py", "xgboost/core.py", "numpy/__init__.py"} <= set(
+            sources
+        )
+        for name in sources:
+            folder, _, file = name.rpartition("/")
+            pyc = zf.read(f"{folder}/__pycache__/{file[:-3]}.cpython-311.pyc".lstrip("/"))
+            assert pyc[:4] == importlib.util.MAGIC_NUMBER, name
+            assert int.from_bytes(pyc[4:8], "little") == 0b01, f"{name}: not unchecked-hash bytecode"
+            assert pyc[8:16] == importlib.util.source_hash(zf.read(name)), f"{name}: bytecode of another source"
+    assert package.summary().count("(cpython-311, unchecked hash)") == 2  # the code's and the requirements'
+
+
+def test_the_read_only_package_answers_with_every_module_loaded_from_its_shipped_bytecode(
+    read_only_copy: Path, tmp_path: Path
+) -> None:
+    before = tree_listing(read_only_copy)
+
+    result = invoke_isolated(read_only_copy, tmp_path, "http_api_predict_demo.json", flags=("-B", "-v"))
+
+    assert result["answers"][0]["statusCode"] == 200, result["answers"][0]
+    assert result["dont_write_bytecode"] == 1
+    lines = result["stderr"].splitlines()
+    compiled = [line for line in lines if line.startswith(COMPILED_FROM_SOURCE + str(read_only_copy))]
+    assert compiled == [], "modules of the package compiled from source at import"
+    loaded = f"# {read_only_copy}/serving/__pycache__/model_function.cpython-311.pyc matches "
+    assert any(line.startswith(loaded) for line in lines)
+    assert tree_listing(read_only_copy) == before
 
 
 def test_the_package_reports_its_sizes_within_lambdas_limits(package: PackageReport) -> None:
@@ -200,7 +264,7 @@ def test_the_package_reports_its_sizes_within_lambdas_limits(package: PackageRep
 def test_a_second_package_reuses_the_cached_requirements(package: PackageReport, registry: Settings) -> None:
     again = package_model(registry, MODEL, package.path.parent / "again")
     assert again.requirements.reused and again.requirements.folder == package.requirements.folder
-    assert again.unzipped_bytes == package.unzipped_bytes
+    assert again.requirements.unzipped_bytes == package.requirements.unzipped_bytes
 
 
 def test_a_package_over_the_zipped_limit_is_refused_and_not_written(

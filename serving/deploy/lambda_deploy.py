@@ -21,7 +21,7 @@ from typing import Any
 from features.errors import PlayerPulseError
 from serving.deploy import naming
 from serving.deploy.package import HANDLER, MODEL_ENV
-from serving.deploy.requirements import ARCHITECTURE, RUNTIME
+from serving.deploy.runtime import ARCHITECTURE, RUNTIME
 
 ENDPOINT_ENV = "PLAYERPULSE_AWS_ENDPOINT"
 DEFAULT_MEMORY_MB = 1024

@@ -7,26 +7,31 @@ The zip holds, at its root (Lambda's ``/var/task``):
 - ``model/``: the champion resolved through the registry (``models:/NAME@champion``) exported
   as xgboost's native ``model.ubj`` with ``metadata.json`` (``serving.model_files``, the format
   the handler loads) and the model's declaration ``NAME.yaml``;
-- the pinned runtime requirements (``serving.deploy.requirements``).
+- the pinned runtime requirements (``serving.deploy.requirements``);
+- beside every ``.py``, its ``__pycache__/NAME.cpython-311.pyc`` (``serving.deploy.bytecode``):
+  ``/var/task`` is read-only, so without it every cold start compiles every module again.
 
 The champion is checked against its declaration before anything is written, as the function
 would check it at cold start, so a mismatch fails here rather than in AWS. Lambda refuses a
 zip over 50 MB for direct upload and anything over 250 MB unzipped; the builder refuses them
-first and says what to trim.
+first (bytecode included) and says what to trim.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from features.config import Settings, repo_root
 from features.errors import PlayerPulseError
 from features.model_config import load_model_config, model_config_path
+from serving.deploy.bytecode import bytecode_plan, compile_entries
 from serving.deploy.requirements import SKIPPED_SUFFIXES, RequirementsLayer, requirements_layer
 
 
@@ -57,6 +62,8 @@ class PackageReport:
     files: int
     requirements: RequirementsLayer
     limits: SizeLimits = LAMBDA_LIMITS
+    bytecode: str = ""
+    """What the package's own code ships as bytecode, or why none (the layer says its own)."""
 
     def summary(self) -> str:
         cache = "reused from cache" if self.requirements.reused else "installed"
@@ -64,8 +71,23 @@ class PackageReport:
             f"{self.path}: {self.model} v{self.version}, {self.files} files, "
             f"{mib(self.zipped_bytes)} zipped (Lambda's limit {mib(self.limits.zipped_bytes)}), "
             f"{mib(self.unzipped_bytes)} unzipped (limit {mib(self.limits.unzipped_bytes)}); "
-            f"requirements {cache} ({self.requirements.folder})"
+            f"requirements {cache} ({self.requirements.folder}); {bytecode_summary(self.bytecode, self.requirements)}"
         )
+
+
+def bytecode_summary(code: str, layer: RequirementsLayer) -> str:
+    """One clause for a summary: the code's and the requirements' bytecode (or why there is none)."""
+    if code == layer.bytecode:
+        return code
+    return f"code: {code}; requirements: {layer.bytecode}"
+
+
+class WrittenPackage(NamedTuple):
+    zipped_bytes: int
+    unzipped_bytes: int
+    files: int
+    bytecode: str
+    """``BytecodePlan.note`` for the code entries: how many modules got bytecode, or why none."""
 
 
 def _trim(layer: RequirementsLayer) -> str:
@@ -125,12 +147,24 @@ def code_entries(root: Path) -> list[tuple[Path, str]]:
 
 def write_package(
     what: str, out: Path, layer: RequirementsLayer, entries: list[tuple[Path, str]], limits: SizeLimits
-) -> tuple[int, int, int]:
-    """Zip ``layer`` and ``entries`` into ``out`` within ``limits``: ``(zipped, unzipped, files)``.
+) -> WrittenPackage:
+    """Zip ``layer``, ``entries`` and the entries' bytecode into ``out`` within ``limits``.
 
-    Over the unzipped limit nothing is written; over the zipped limit the half-made zip is
-    removed. Either way the error names ``what`` and what to trim. ``out`` appears only whole.
+    The bytecode is compiled into a scratch folder (when this interpreter is the runtime's
+    Python; otherwise the package has none and the note says why) and counts toward both
+    limits. Over the unzipped limit nothing is written; over the zipped limit the half-made zip
+    is removed. Either way the error names ``what`` and what to trim. ``out`` appears only whole.
     """
+    plan = bytecode_plan()
+    with tempfile.TemporaryDirectory(prefix="pp-bytecode-") as scratch:
+        compiled = compile_entries(entries, Path(scratch)) if plan.enabled else []
+        written = _write_zip(what, out, layer, entries + compiled, limits)
+    return WrittenPackage(*written, plan.note(len(compiled)))
+
+
+def _write_zip(
+    what: str, out: Path, layer: RequirementsLayer, entries: list[tuple[Path, str]], limits: SizeLimits
+) -> tuple[int, int, int]:
     unzipped = layer.unzipped_bytes + sum(p.stat().st_size for p, _ in entries)
     if unzipped > limits.unzipped_bytes:
         raise PlayerPulseError(
@@ -159,13 +193,11 @@ def package_model(
     settings: Settings, model: str, out_dir: Path | None = None, limits: SizeLimits = LAMBDA_LIMITS
 ) -> PackageReport:
     """Build ``MODEL.zip`` in ``out_dir`` (default: the work folder's ``lambda/packages``)."""
-    import tempfile
-
     out = (out_dir / f"{model}.zip") if out_dir is not None else default_package_path(settings, model)
     with tempfile.TemporaryDirectory(prefix=f"pp-package-{model}-") as tmp:
         staging = Path(tmp)
         version = _export_champion(settings, model, staging / "model")  # fails fast: no champion, no pip
         layer = requirements_layer(lambda_cache_dir(settings))
         entries = code_entries(repo_root()) + list(_files(staging / "model", staging))
-        zipped, unzipped, files = write_package(f"'{model}'", out, layer, entries, limits)
-    return PackageReport(model, version, out, zipped, unzipped, files, layer, limits)
+        written = write_package(f"'{model}'", out, layer, entries, limits)
+    return PackageReport(model, version, out, *written[:3], layer, limits, bytecode=written.bytecode)

@@ -2,8 +2,9 @@
 
 ``pip install --target`` of ``requirements-lambda.txt`` for the python3.11 runtime's platform
 takes half a minute and deflating it another twenty seconds; the result depends only on that
-list, the platform and the pruning rules, so it is kept (installed and as a zip) under the work
-folder in a folder named by their digest, and every later package starts from a copy of that zip.
+list, the platform and the pruning rules, so it is kept (installed, compiled to bytecode for the
+runtime's Python, ``serving.deploy.bytecode``, and as a zip) under the work folder in a folder
+named by their digest, and every later package starts from a copy of that zip.
 A half-finished install never becomes the cache: pip writes into a scratch folder that is
 renamed into place only when it completed.
 """
@@ -21,13 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from features.errors import PlayerPulseError
+from serving.deploy.bytecode import BytecodePlan, bytecode_plan, compile_tree
+from serving.deploy.runtime import CACHE_TAG, PLATFORM, PYTHON_VERSION
 
 REQUIREMENTS_FILE = Path(__file__).with_name("requirements-lambda.txt")
-PLATFORM = "manylinux2014_x86_64"
-"""Amazon Linux 2 (glibc 2.26) under the python3.11 runtime: manylinux_2_28 wheels would not load."""
-PYTHON_VERSION = "3.11"
-RUNTIME = "python3.11"
-ARCHITECTURE = "x86_64"
+LAYER_FORMAT = 2
+"""Bumped whenever what a cached layer holds changes, so older caches are rebuilt (2: bytecode)."""
 
 PRUNED: dict[str, str] = {
     **{
@@ -51,13 +51,22 @@ PRUNED: dict[str, str] = {
         )
     },
     "scipy/**/tests": "scipy's own test suites",
+    "numpy/**/tests": "numpy's own test suites (but KEPT_IN_PRUNED: numpy.testing imports one module of them)",
+    "numpy/distutils": "numpy's build helpers for Python < 3.12, a build tool",
 }
 """Folders removed from the installed requirements, with the reason. Without them the package
-is ~45 MB zipped instead of ~56 MB, under Lambda's 50 MB direct-upload limit. numpy's ``tests``
-folders stay: ``numpy.testing`` imports from one of them."""
+is ~44 MB zipped, bytecode included, instead of ~60 MB, under Lambda's 50 MB direct-upload limit
+(the bytecode alone adds ~8 MB, ~2.4 MB of it numpy's test suites'). ``numpy/f2py`` stays:
+``from numpy import *``, which scipy runs, imports it."""
+
+KEPT_IN_PRUNED: dict[str, tuple[str, ...]] = {
+    "numpy/_core/tests": ("__init__.py", "_natype.py"),
+}
+"""Files kept inside a pruned folder: ``numpy.testing`` imports ``numpy._core.tests._natype``."""
 
 SKIPPED_SUFFIXES = (".pyc", ".pyi", ".pxd", ".h")
-"""Files never shipped: bytecode compiled for this machine, type stubs, Cython and C headers."""
+"""Files never shipped from a source tree: bytecode compiled for this machine, type stubs, Cython
+and C headers. The layer's own ``__pycache__/*.cpython-311.pyc``, compiled when it is built, ship."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,8 @@ class RequirementsLayer:
     """True when the folder came from the cache rather than a fresh pip install."""
     source: Path = REQUIREMENTS_FILE
     """The pinned list it was installed from."""
+    bytecode: str = ""
+    """What the layer ships as bytecode, or why none (``BytecodePlan.note``)."""
 
     @property
     def requirements_name(self) -> str:
@@ -86,16 +97,21 @@ class RequirementsLayer:
 
 LAYER_ZIP = ".layer.zip"
 """Compressing ~150 MB of wheels takes ~20 s; it is done once, when the layer is installed."""
+BYTECODE_NOTE = ".bytecode"
+"""The layer's ``BytecodePlan.note``, kept so a reused layer reports it too."""
+
+
+def _shipped(path: Path) -> bool:
+    if not path.is_file() or path.name.startswith("."):
+        return False
+    if "__pycache__" in path.parts:  # only the runtime's bytecode, which the layer compiled itself
+        return path.parent.name == "__pycache__" and path.name.endswith(f".{CACHE_TAG}.pyc")
+    return path.suffix not in SKIPPED_SUFFIXES
 
 
 def layer_files(folder: Path) -> list[tuple[Path, str]]:
     """``(file, name in zip)`` of everything shipped from ``folder``, in a stable order."""
-    out = []
-    for path in sorted(folder.rglob("*")):
-        shipped = not path.name.startswith(".") and path.suffix not in SKIPPED_SUFFIXES
-        if shipped and path.is_file() and "__pycache__" not in path.parts:
-            out.append((path, path.relative_to(folder).as_posix()))
-    return out
+    return [(path, path.relative_to(folder).as_posix()) for path in sorted(folder.rglob("*")) if _shipped(path)]
 
 
 def _archive(folder: Path) -> None:
@@ -104,13 +120,18 @@ def _archive(folder: Path) -> None:
             zf.write(path, name)
 
 
-def requirements_digest(requirements: Path = REQUIREMENTS_FILE) -> str:
-    """What the layer's contents depend on: the pinned list, the target platform and the pruning."""
+def requirements_digest(requirements: Path = REQUIREMENTS_FILE, plan: BytecodePlan | None = None) -> str:
+    """What the layer's contents depend on: the pinned list, the target platform, the pruning and
+    whether this interpreter compiles bytecode for the runtime (``plan``, default: this one's)."""
+    plan = plan if plan is not None else bytecode_plan()
     spec = {
         "requirements": requirements.read_text(),
         "platform": PLATFORM,
         "python": PYTHON_VERSION,
         "pruned": sorted(PRUNED),
+        "kept": sorted(KEPT_IN_PRUNED.items()),
+        "format": LAYER_FORMAT,
+        "bytecode": f"{CACHE_TAG}-unchecked-hash" if plan.enabled else None,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -151,23 +172,40 @@ def _pip_install(requirements: Path, target: Path) -> None:
 def _prune(folder: Path) -> None:
     for pattern in PRUNED:
         for path in list(folder.glob(pattern)):
-            if path.is_dir():
+            kept = KEPT_IN_PRUNED.get(path.relative_to(folder).as_posix(), ())
+            if path.is_dir() and kept:
+                for child in list(path.iterdir()):
+                    if child.name in kept:
+                        continue
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            elif path.is_dir():
                 shutil.rmtree(path)
     for path in list(folder.rglob("__pycache__")):
         shutil.rmtree(path, ignore_errors=True)
 
 
 def requirements_layer(cache_root: Path, requirements: Path = REQUIREMENTS_FILE) -> RequirementsLayer:
-    """The installed, pruned requirements for the Lambda runtime, from ``cache_root`` if built before."""
-    digest = requirements_digest(requirements)
+    """The installed, pruned requirements for the Lambda runtime, with their bytecode when this
+    interpreter can compile it for the runtime, from ``cache_root`` if built before."""
+    plan = bytecode_plan()
+    digest = requirements_digest(requirements, plan)
     folder = cache_root / f"requirements-{digest}"
     if (folder / ".complete").is_file() and (folder / LAYER_ZIP).is_file():
-        return RequirementsLayer(folder, digest, reused=True, source=requirements)
+        note = (folder / BYTECODE_NOTE).read_text() if (folder / BYTECODE_NOTE).is_file() else plan.note(0)
+        return RequirementsLayer(folder, digest, reused=True, source=requirements, bytecode=note)
     cache_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".requirements-{digest}-", dir=cache_root))
     try:
         _pip_install(requirements, scratch)
         _prune(scratch)
+        note = plan.note(0)
+        if plan.enabled:
+            compiled, failed = compile_tree(scratch)
+            note = plan.note(compiled) + (f"; not valid Python {PYTHON_VERSION}: {', '.join(failed)}" if failed else "")
+        (scratch / BYTECODE_NOTE).write_text(note)
         _archive(scratch)
         (scratch / ".complete").write_text(requirements.read_text())
         if folder.exists():  # an incomplete leftover of an interrupted run
@@ -176,4 +214,4 @@ def requirements_layer(cache_root: Path, requirements: Path = REQUIREMENTS_FILE)
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)
-    return RequirementsLayer(folder, digest, reused=False, source=requirements)
+    return RequirementsLayer(folder, digest, reused=False, source=requirements, bytecode=note)

@@ -29,7 +29,7 @@ from features.config import conf_dir
 from features.errors import ConfigError
 from features.model_config import ModelConfig, parse_model_config
 from serving.deploy import naming
-from serving.deploy.requirements import ARCHITECTURE, RUNTIME
+from serving.deploy.runtime import ARCHITECTURE, RUNTIME
 
 TEMPLATE_PATH = Path("infra/template.yaml")
 RENDER_COMMAND = "playerpulse infra render"
