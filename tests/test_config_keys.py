@@ -114,7 +114,7 @@ def test_serve_refuses_several_workers_with_a_metrics_port(monkeypatch, tmp_path
 def test_the_databricks_workspace_registry_is_refused_because_it_has_no_aliases(monkeypatch, tmp_path):
     for k, v in {**AWS_ENV, "MLFLOW_TRACKING_URI": "databricks"}.items():
         monkeypatch.setenv(k, v)
-    with pytest.raises(ConfigError, match="has no aliases.*databricks-uc"):
+    with pytest.raises(ConfigError, match=r"has no aliases.*databricks-uc"):
         load_settings("aws", tmp_path)
 
 
