@@ -31,6 +31,7 @@ from features.contract import corrected_event_time_ms, now_ms
 from features.definitions import FeatureSet, feature_set
 from features.online import OnlineStore, PlayerKey, Profile, open_online_store
 from features.profile_state import ProfileState
+from pipelines.erasure_list import player_digest
 
 APPLIED_KEY = "applied"
 """Key of the profile state holding the idempotency watermark (``ProfileState`` ignores it)."""
@@ -69,6 +70,10 @@ class UpdateContext:
     late_after_days: float | None = None
     """Silver's lateness horizon: an event received later than this after its time is skipped,
     as silver quarantines it, so the online profile counts what the lake counts."""
+    erased: frozenset[str] = frozenset()
+    """``player_digest`` of every erased player (``pipelines.forget``): their events are never
+    folded, so replaying a stream whose records cannot be deleted (Kinesis keeps them for its
+    retention period) never re-creates an erased player's profile."""
 
     def open_store(self) -> OnlineStore:
         from pydantic import TypeAdapter
@@ -219,6 +224,8 @@ def update_players(
     """Fold each ``((game_id, player_id), rows)`` into its stored profile and write them in one ``put``."""
     fs = feature_set(ctx.feature_set)
     stats = UpdateStats()
+    if ctx.erased:
+        players = [(key, rows) for key, rows in players if player_digest(*key) not in ctx.erased]
     stored = store.get_many([key for key, _ in players])
     profiles = []
     for key, rows in players:

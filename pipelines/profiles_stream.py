@@ -35,6 +35,7 @@ from features.contract import now_ms
 from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
 from features.errors import PlayerPulseError
 from features.latency import nearest_rank
+from pipelines.erasure_list import erasure_log_path, read_erased
 from pipelines.lake_files import list_files, read_text, write_text
 from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
 from pipelines.stream_source import read_event_stream
@@ -66,8 +67,9 @@ class ProfileBatchWriter:
         self.fs = fs
         self.settings = settings
         self.reports = latency_dir(settings)
+        self.erasure_log = erasure_log_path(settings)
 
-    def context(self, batch_id: int) -> UpdateContext:
+    def context(self, batch_id: int, erased: frozenset[str] = frozenset()) -> UpdateContext:
         return UpdateContext(
             online_store=self.online_store,
             feature_set=self.fs.full_name,
@@ -76,15 +78,18 @@ class ProfileBatchWriter:
             checkpoint=self.checkpoint,
             batch_id=batch_id,
             late_after_days=self.late_after_days,
+            erased=erased,
         )
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         from pyspark.sql import functions as F
 
         started = time.perf_counter()
+        # read every batch: a player erased a moment ago is never folded in again
+        erased = read_erased(batch.sparkSession, self.erasure_log)
         # a shuffle by player (game and player id), so that one task owns each player's read-modify-write
         per_player = batch.groupBy(*PLAYER_KEY).agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"))
-        rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id)), STATS_DDL).collect()
+        rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id, erased)), STATS_DDL).collect()
         stats = UpdateStats.combine(r.asDict() for r in rows)
         elapsed = (time.perf_counter() - started) * 1000
         # one file per batch, named by the time it ended so that names sort oldest first

@@ -14,6 +14,7 @@ diagnostics, read in batch well after the fact, so the store does not guard agai
 from __future__ import annotations
 
 import gzip
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -27,7 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from features.config import S3DeadLetterConfig
 from features.contract import now_ms
-from features.deadletter.base import DeadLetter, DeadLetterStore
+from features.deadletter.base import DeadLetter, DeadLetterStore, names_player, player_pattern
 from features.errors import StreamUnavailable
 
 _encoder = msgspec.json.Encoder()
@@ -157,6 +158,33 @@ class S3DeadLetterStore(DeadLetterStore):
                 return []  # expired by a lifecycle rule since it was listed
             raise
         return [_decoder.decode(line) for line in gzip.decompress(body).splitlines() if line]
+
+    # --- erasure ------------------------------------------------------------------------------
+
+    def erase(self, game_id: str, player_ids: Sequence[str]) -> int:
+        """Rewrite every object holding a matching letter without it, under the same key (so
+        key order stays write order), or delete the object when nothing is left. S3 objects are
+        immutable: an overwrite is the only way to drop one line. On a versioned bucket the old
+        version stays until a lifecycle rule expires noncurrent versions. A reader resuming
+        inside a rewritten object (``key#line``) may skip as many letters as were removed
+        before that line; dead letters are read in batch, so that is accepted."""
+        pattern = re.compile(player_pattern(player_ids))
+        removed = 0
+        try:
+            for key in list(self._keys("")):
+                letters = self._letters(key)
+                kept = [x for x in letters if not names_player(x, game_id, pattern)]
+                if len(kept) == len(letters):
+                    continue
+                removed += len(letters) - len(kept)
+                if kept:
+                    body = gzip.compress(b"".join(_encoder.encode(x) + b"\n" for x in kept), mtime=0)
+                    self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+                else:
+                    self._client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("erase dead letters", exc) from exc
+        return removed
 
     def close(self) -> None:
         self._client.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
 
 import msgspec
 
 from features.config import SqliteDeadLetterConfig
-from features.deadletter.base import DeadLetter, DeadLetterStore
+from features.deadletter.base import DeadLetter, DeadLetterStore, names_player, player_pattern
 from features.errors import StreamUnavailable
 from features.sqlite_files import ThreadLocalSqlite
 
@@ -46,6 +47,26 @@ class SqliteDeadLetterStore(DeadLetterStore):
             "SELECT seq, body FROM dead_letters WHERE seq > ? ORDER BY seq LIMIT ?", (int(after or 0), limit)
         )
         return [(str(seq), _decoder.decode(body)) for seq, body in rows]
+
+    def erase(self, game_id: str, player_ids: Sequence[str]) -> int:
+        """Delete the matching rows in one transaction; their ``seq`` is never reused
+        (AUTOINCREMENT), so the positions kept still only grow."""
+        pattern = re.compile(player_pattern(player_ids))
+        conn = self._db.conn
+        doomed = [
+            (seq,)
+            for seq, body in conn.execute("SELECT seq, body FROM dead_letters ORDER BY seq")
+            if names_player(_decoder.decode(body), game_id, pattern)
+        ]
+        if doomed:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany("DELETE FROM dead_letters WHERE seq = ?", doomed)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return len(doomed)
 
     def close(self) -> None:
         self._db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from features.config import SqliteStreamConfig
 from features.errors import StreamUnavailable
@@ -71,6 +71,42 @@ class SqliteStream(Stream):
             sql += " LIMIT ?"
             args = (*args, limit)
         return [ReadRecord(shard, str(seq), bytes(data)) for seq, data in self._db.conn.execute(sql, args)]
+
+    def rewrite(self, partition_key: str, transform: Callable[[bytes], bytes | None]) -> tuple[int, int]:
+        """Replace each record of ``partition_key`` by ``transform(data)``: new bytes are written
+        in place (same ``seq``), ``None`` deletes the record, the same bytes leave it alone.
+        Returns ``(rewritten, deleted)``; one transaction, so a reader sees all or none of it.
+
+        Erasure uses it to drop one player's events from the retained log. Positions stay
+        monotonic for readers: no record moves or gets a new ``seq``, a deleted ``seq`` is never
+        handed out again (AUTOINCREMENT), and a reader's ``(after, upto]`` ranges simply find a
+        gap. A reader replaying a range it had read before gets the rewritten records, which is
+        the point."""
+        conn = self._db.conn
+        rewritten = deleted = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(
+                    "SELECT seq, data FROM records WHERE shard = ? AND partition_key = ? ORDER BY seq",
+                    (shard_of(partition_key, self.config.shards), partition_key),
+                ).fetchall()
+                for seq, data in rows:
+                    new = transform(bytes(data))
+                    if new is None:
+                        conn.execute("DELETE FROM records WHERE seq = ?", (seq,))
+                        deleted += 1
+                    elif new != data:
+                        conn.execute("UPDATE records SET data = ? WHERE seq = ?", (new, seq))
+                        rewritten += 1
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            where = self.config.path
+            raise StreamUnavailable(f"could not rewrite records in the SQLite stream at {where}: {exc}") from exc
+        return rewritten, deleted
 
     def close(self) -> None:
         self._db.close()
