@@ -8,7 +8,6 @@ per container, at cold start.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 from functools import cache
@@ -21,6 +20,7 @@ from features.deadletter import open_dead_letter_store
 from features.errors import StreamUnavailable
 from features.streams import open_stream
 from serving.collector import Collector, response_headers, stream_unavailable
+from serving.lambda_body import event_body
 
 app = APIGatewayHttpResolver()
 
@@ -55,8 +55,9 @@ def handle_events(headers: dict[str, str], body: bytes) -> Response:
 @app.post("/v1/events")
 def ingest() -> Response:
     event = app.current_event
-    raw = event.body or ""
-    body = base64.b64decode(raw) if event.is_base64_encoded else raw.encode()
+    body = event_body(event.body, event.is_base64_encoded)
+    if body is None:
+        return _json(400, {"error": "the body is marked base64 but is not valid base64"})
     return handle_events(dict(event.headers or {}), body)
 
 

@@ -45,6 +45,7 @@ from features.model_config import ModelConfig, load_model_config, parse_model_co
 from features.online import OnlineStore, open_online_store  # noqa: E402
 from features.pseudonyms import GamePseudonyms  # noqa: E402
 from serving.auth import UNAUTHORIZED, GameKeys  # noqa: E402
+from serving.lambda_body import event_body  # noqa: E402
 from serving.model_files import check_features, load_champion  # noqa: E402
 from serving.models import ChampionCache, ChampionModel  # noqa: E402
 from serving.predict import Predictor  # noqa: E402
@@ -177,8 +178,9 @@ def predict(model: str) -> Response:
     game = _serve_game()
     if game is None:
         return _error(401, UNAUTHORIZED)
-    raw = router.current_event.decoded_body or ""
-    data = raw.encode() if isinstance(raw, str) else raw
+    data = event_body(router.current_event.body, router.current_event.is_base64_encoded)
+    if data is None:
+        return _error(400, "the body is marked base64 but is not valid base64")
     if len(data) > rt.settings.serving.max_request_bytes:
         return _error(413, f"body is larger than {rt.settings.serving.max_request_bytes} bytes")
     try:

@@ -73,3 +73,19 @@ def test_stream_failure_through_lambda_gets_503_with_retry_after(lambda_env, mon
     out = invoke(lambda_env, gzip.compress(json.dumps([make_event()]).encode()))
     assert out["statusCode"] == 503
     assert out["headers"]["Retry-After"].isdigit()
+
+
+@pytest.mark.parametrize(
+    "body, is_base64",
+    [("not base64 at all!!", True), ('[{"event_id": "\ud800"}]', False), ("\udcff\udcfe", False)],
+    ids=["bad-base64", "lone-surrogate-in-json", "lone-surrogates"],
+)
+def test_an_undecodable_lambda_body_is_refused_never_a_500(lambda_env, body, is_base64):
+    """A 400 for the body, or a 202 that rejects (and dead-letters) the one broken event."""
+    event = copy.deepcopy(SAMPLE)
+    event["headers"].pop("content-encoding", None)
+    event["body"], event["isBase64Encoded"] = body, is_base64
+    out = lambda_env.handler(event, None)
+    assert out["statusCode"] in (400, 202)
+    if out["statusCode"] == 202:
+        assert json.loads(out["body"])["accepted"] == 0

@@ -154,3 +154,8 @@ def test_a_champion_whose_features_differ_from_the_yaml_refuses_to_start(functio
 def test_without_a_model_name_the_function_refuses_to_start(function_env):
     with pytest.raises(ConfigError, match="PLAYERPULSE_MODEL"):
         model_function.build_runtime({k: v for k, v in function_env.items() if k != "PLAYERPULSE_MODEL"})
+
+
+@pytest.mark.parametrize("body, is_base64", [("%%%", True), ('{"player_id": "\ud800"}', False)])
+def test_an_undecodable_predict_body_is_a_400(runtime, body, is_base64):
+    assert call(event("http_api_predict.json", body=body, isBase64Encoded=is_base64))[0] == 400
