@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/serving.py [--players 3000] [--days 30] [--requests 5000]
         [--lambda-requests 2000] [--seconds 10] [--connections 1 8] [--cold-starts 5] [--workdir DIR]
+        [--only cold-start]
 
 The work folder (default ``var/bench-serving``) is seeded once and reused while ``--players``,
 ``--days`` and ``--seed`` stay the same: the simulator's players (``playerpulse.simulation``,
@@ -20,9 +21,11 @@ store. Every request then asks for a random known player of game ``demo``:
   loop when wrk is missing), once per ``--connections``;
 - **Lambda**: the package ``playerpulse models package`` builds, unzipped, its handler called in
   a loop with API Gateway HTTP API events in a separate ``python -I -S -B`` whose ``sys.path``
-  is the package (``-B``: ``/var/task`` is read-only, so no bytecode is cached);
+  is the package (``-B``: ``/var/task`` is read-only, so nothing is written there);
 - **cold start**: ``cold_start_ms`` as the handler logs it (imports + model load), each in a fresh
-  such process.
+  such process, over the package as shipped (bytecode beside every module) and over a copy
+  without its ``__pycache__`` folders (every module compiled at import), alternately.
+  ``--only cold-start`` measures just these (after seeding and packaging).
 
 Figures are as measured, with the load average; targets are printed beside them and never
 asserted. The first run installs the Lambda requirements (~40 s) and seeds (~1 min).
@@ -70,8 +73,8 @@ BASELINE = "baseline: get + predict"
 IN_PROCESS = "Predictor.predict"
 LAMBDA = "Lambda handler, warm"
 COLD_START = "Lambda cold start"
-COLD_START_PYC = "cold start, bytecode cached"
-COLD_ROWS = (COLD_START, COLD_START_PYC)
+COLD_START_SOURCE = "cold start, no bytecode shipped"
+COLD_ROWS = (COLD_START, COLD_START_SOURCE)
 
 
 def http_row(connections: int) -> str:
@@ -437,10 +440,10 @@ def unpacked_package(settings: Settings) -> Path:
 
 
 def _run_handler(
-    package: Path, settings: Settings, players_file: Path, n: int, seed: int, bytecode: bool = False
+    package: Path, settings: Settings, players_file: Path, n: int, seed: int
 ) -> tuple[dict[str, Any], float]:
-    """One fresh ``python -I -S -B`` (``-B`` dropped with ``bytecode``) calling the handler ``n``
-    times: its result and the ``cold_start_ms`` it logged."""
+    """One fresh ``python -I -S -B`` calling the handler ``n`` times: its result and the
+    ``cold_start_ms`` it logged."""
     with tempfile.TemporaryDirectory(prefix="pp-bench-lambda-") as tmp:
         event_file, out, log = Path(tmp) / "event.json", Path(tmp) / "out.json", Path(tmp) / "stdout.log"
         event_file.write_text(json.dumps(http_api_event()))
@@ -453,7 +456,7 @@ def _run_handler(
         args = [str(package), str(players_file), str(event_file), str(n), str(seed), str(out)]
         with log.open("wb") as stdout:
             done = subprocess.run(
-                [sys.executable, "-I", "-S", *([] if bytecode else ["-B"]), "-c", LAMBDA_CHILD, *args],
+                [sys.executable, "-I", "-S", "-B", "-c", LAMBDA_CHILD, *args],
                 env=env,
                 stdout=stdout,
                 stderr=subprocess.PIPE,
@@ -471,26 +474,71 @@ def _cold_row(name: str, colds: list[float], how: str) -> Row:
     return Row(name, len(colds), statistics.median(colds), max(colds), note=f"{how}; median | max of {listed} ms")
 
 
+def _players_file(settings: Settings, player_ids: Sequence[str]) -> Path:
+    players_file = Path(settings.workdir) / "lambda" / "players.txt"
+    players_file.write_text("\n".join(player_ids) + "\n")
+    return players_file
+
+
+def without_bytecode(package: Path) -> Path:
+    """A copy of the unpacked package without any ``__pycache__``: a package as built before
+    bytecode shipped, whose every cold start compiles what it imports."""
+    folder = package.with_name(package.name + "-no-bytecode")
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(package, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return folder
+
+
+def bench_cold_starts(settings: Settings, package: Path, players_file: Path, cold_starts: int, seed: int) -> list[Row]:
+    """Cold starts over the package as shipped and over a copy without bytecode, alternately
+    (so a load spike on the shared machine hits both alike); nothing is written into either."""
+    source_only = without_bytecode(package)
+    shipped, compiled = [], []
+    for _ in range(cold_starts):
+        shipped.append(_run_handler(package, settings, players_file, 1, seed)[1])
+        compiled.append(_run_handler(source_only, settings, players_file, 1, seed)[1])
+    shutil.rmtree(source_only, ignore_errors=True)
+    return [
+        _cold_row(COLD_START, shipped, "fresh python -I -S -B each, the package as shipped (bytecode by each module)"),
+        _cold_row(COLD_START_SOURCE, compiled, "the same without its __pycache__: every module compiled at import"),
+    ]
+
+
 def bench_lambda(
     settings: Settings, player_ids: Sequence[str], requests: int, cold_starts: int, seed: int
 ) -> list[Row]:
-    """The warm loop, then cold starts as in Lambda (no bytecode cache), then with ``__pycache__``
-    written once into the unpacked folder (what shipping compiled bytecode would give)."""
+    """The warm loop, then cold starts with and without the shipped bytecode."""
     package = unpacked_package(settings)
-    players_file = Path(settings.workdir) / "lambda" / "players.txt"
-    players_file.write_text("\n".join(player_ids) + "\n")
-    result, first_cold = _run_handler(package, settings, players_file, requests, seed)
+    players_file = _players_file(settings, player_ids)
+    result, _ = _run_handler(package, settings, players_file, requests, seed)
     warm = result["ms"][min(50, len(result["ms"]) // 10) :]  # the first calls warm Powertools' routes
     statuses = ", ".join(f"HTTP {k}: {v}" for k, v in sorted(result["statuses"].items()))
     warm_row = latency_row(LAMBDA, warm, fallbacks=result["fallbacks"], note=statuses)
-    colds = [first_cold] + [_run_handler(package, settings, players_file, 1, seed)[1] for _ in range(cold_starts - 1)]
-    _run_handler(package, settings, players_file, 1, seed, bytecode=True)  # compiles into __pycache__
-    cached = [_run_handler(package, settings, players_file, 1, seed, bytecode=True)[1] for _ in range(cold_starts)]
-    return [
-        warm_row,
-        _cold_row(COLD_START, colds, "fresh python -I -S -B each (read-only /var/task: nothing cached)"),
-        _cold_row(COLD_START_PYC, cached, "fresh process each, .pyc written by an earlier run"),
-    ]
+    return [warm_row, *bench_cold_starts(settings, package, players_file, cold_starts, seed)]
+
+
+def run_cold_starts_only(args: argparse.Namespace, console: Console) -> list[Row]:
+    """``--only cold-start``: seed (or reuse) the work folder, package, time the cold starts and
+    print them with the load average, skipping the latency paths."""
+    load_before = os.getloadavg()
+    settings, player_ids = seed_workdir(Path(args.workdir).resolve(), args.players, args.days, args.seed)
+    package = unpacked_package(settings)
+    rows = bench_cold_starts(settings, package, _players_file(settings, player_ids), args.cold_starts, args.seed)
+    load_after = os.getloadavg()
+    table = Table("path", "n", "median ms", "max ms", title="Lambda cold starts (cold_start_ms as logged)")
+    for r in rows:
+        table.add_row(r.name, str(r.samples), f"{r.p50_ms:.0f}", f"{r.p99_ms:.0f}")
+    console.print(table)
+    for r in rows:
+        console.print(f"  {r.name}: {r.note}", markup=False)
+    verdict = "met" if rows[0].p50_ms <= 1500.0 else "not met"
+    console.print(f"target: cold start median ≤ 1500 ms: {verdict}", markup=False)
+    console.print(
+        f"load average (1/5/15 min) before {load_before[0]:.1f}/{load_before[1]:.1f}/{load_before[2]:.1f}, "
+        f"after {load_after[0]:.1f}/{load_after[1]:.1f}/{load_after[2]:.1f} on {os.cpu_count()} CPUs",
+        markup=False,
+    )
+    return rows
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -588,6 +636,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--cold-starts", type=int, default=5, help="fresh handler processes timed")
     ap.add_argument("--workdir", default=str(Path(__file__).resolve().parent.parent / "var" / "bench-serving"))
     ap.add_argument("--json", type=Path, help="also write the report as JSON here")
+    ap.add_argument("--only", choices=["cold-start"], help="measure only this part (cold-start: Lambda cold starts)")
     return ap.parse_args(argv)
 
 
@@ -595,6 +644,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
     started = time.monotonic()
+    if args.only == "cold-start":
+        rows = run_cold_starts_only(args, console)
+        console.print(f"took {time.monotonic() - started:.0f} s (work folder {args.workdir})")
+        if args.json:
+            args.json.write_text(json.dumps({"rows": [asdict(r) for r in rows], "load": os.getloadavg()}))
+        return 0
     report = run_benchmark(args)
     render(report, console)
     console.print(f"took {time.monotonic() - started:.0f} s (work folder {args.workdir})")
