@@ -1,7 +1,9 @@
 """The batch lakehouse jobs by name, in the order data flows through them.
 
 ``playerpulse pipeline JOB`` and schedulers look jobs up here; ``run_all`` is one pass of the
-whole lake (bronze → silver → gold), each job reading only what the previous one committed.
+whole lake (``LAKE_PASS``: bronze → silver → gold), each job reading only what the previous one
+committed. ``maintain`` (retention, OPTIMIZE, VACUUM, S3 lifecycle) is a separate daily job and
+not part of that pass: its rewrites would compete with ingestion for the same cores.
 
 Run them all:
 
@@ -15,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from features.config import Settings
-from pipelines import bronze, gold, silver
+from pipelines import bronze, gold, maintain, silver
 from pipelines.entrypoint import job_main
 
 if TYPE_CHECKING:
@@ -25,12 +27,15 @@ JOBS: dict[str, Callable[[SparkSession, Settings], dict]] = {
     "bronze": bronze.run,
     "silver": silver.run,
     "gold": gold.run,
+    "maintain": maintain.run,
 }
+LAKE_PASS = ("bronze", "silver", "gold")
+"""The jobs of one pass of the lake, in the order data flows through them."""
 
 
 def run_all(spark: SparkSession, settings: Settings) -> dict:
     """Every job once, in order; their metrics by job name. A failing job stops the run."""
-    return {name: run(spark, settings) for name, run in JOBS.items()}
+    return {name: JOBS[name](spark, settings) for name in LAKE_PASS}
 
 
 def main(argv: list[str] | None = None) -> int:
