@@ -214,6 +214,10 @@ class EventValidator:
         skew, neg_skew = self.bounds.max_skew_ms, -self.bounds.max_skew_ms
         out: dict[int, str] = {}
         for i, ev in enumerate(events):
+            # identity before time, in the order ``check`` tests them, so both give one reason
+            if not _player_id_ok(ev.player_id) or (ev.country is not None and not _country_ok(ev.country)):
+                out[i] = identity_reason(ev) or "invalid identity"
+                continue
             t = ev.event_time
             if t.__class__ is not int:
                 t = to_epoch_ms(t)
@@ -226,8 +230,6 @@ class EventValidator:
                 t += shift
             if t < lo or t > hi:
                 out[i] = self.check_time(ev, received_at_ms) or "event_time is out of bounds"
-            elif not _player_id_ok(ev.player_id) or (ev.country is not None and not _country_ok(ev.country)):
-                out[i] = identity_reason(ev) or "invalid identity"
         return out
 
     def check(self, raw: Any, received_at_ms: int) -> tuple[Event | None, str | None]:

@@ -265,7 +265,7 @@ class Collector:
         privacy = self.privacy.for_game(game)
         out = Prepared(202, game, decoded_bytes=decoded_bytes, events_in=len(items))
         by_player: dict[str, list[Event]] = {}
-        late_or_early = self.validator.batch_rejections(list(items), received_at) if typed else {}
+        late_or_early = self._typed_rejections(items, received_at, rejected) if typed else {}
         check = self.validator.check
         budget: DeadLetterBudget | None = None
         for index, raw in enumerate(items):
@@ -306,6 +306,17 @@ class Collector:
                 out.bytes_out += len(data_out)
                 out.records.append(StreamRecord(player, data_out))
         return out
+
+    def _typed_rejections(
+        self, items: Sequence[Any], received_at: int, rejected: Mapping[int, str] | None
+    ) -> dict[int, str]:
+        """``batch_rejections`` of typed items, skipping those the caller already refused (a
+        vendor adapter's unmappable events, which are not ``Event`` s)."""
+        if not rejected:
+            return self.validator.batch_rejections(list(items), received_at)
+        positions = [i for i in range(len(items)) if i not in rejected]
+        found = self.validator.batch_rejections([items[i] for i in positions], received_at)
+        return {positions[j]: reason for j, reason in found.items()}
 
 
 MAX_RECORD_BYTES = 1_000_000

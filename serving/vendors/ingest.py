@@ -3,7 +3,7 @@
 Each entry point authenticates the way its vendor's clients do, decodes the body within the
 collector's limits (``serving.decoding``), reads every vendor event (``segment``, ``snowplow``,
 ``gameanalytics``), maps it by the game's declared rules (``mapping``), and hands the mapped
-events to ``Collector.prepare_items``: validation, dead letters, batching by player and the
+events to ``Collector.prepare_items`` as typed ``Event`` s: validation, dead letters, batching by player and the
 answer's accounting are the same as for ``POST /v1/events``. A rejected vendor event is
 dead-lettered as the vendor sent it.
 """
@@ -12,20 +12,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from features.config import Settings
-from features.contract import now_ms
+from features.contract import Event, now_ms
 from features.errors import ConfigError
 from serving.auth import UNAUTHORIZED
 from serving.collector import Collector, Prepared, body_too_large
 from serving.dead_letters import DeadLetterBudget
 from serving.decoding import BodyError, check_value_count, decompress
 from serving.vendors import gameanalytics, segment, snowplow
-from serving.vendors.mapping import Mapper, MappingFile, Vendor, VendorEvent, load_mapping
+from serving.vendors.mapping import Mapper, MappingFile, Vendor, load_mapping
 
 
 class VendorIngest:
@@ -74,8 +74,8 @@ class VendorIngest:
             raws, sent_at = segment.parse(data, single_type)
         except BodyError as exc:
             return self._unusable(game, exc, body, received_at)
-        events = [segment.read(r, single_type, sent_at) for r in raws]
-        return self._prepare(game, "segment", events, [bytes(r) for r in raws], received_at, len(data))
+        events = segment.map_all(self._mappers[(game, "segment")], data, raws, single_type, sent_at)
+        return self._prepare(game, events, _AsSent(raws), received_at, len(data))
 
     def snowplow_post(self, game: str, headers: Mapping[str, str], body: bytes) -> Prepared:
         received_at = now_ms()
@@ -88,25 +88,20 @@ class VendorIngest:
             raws = snowplow.parse(data)
         except BodyError as exc:
             return Prepared(exc.status, message=exc.reason)  # not yet known to be the game: nothing kept
-        pairs = [snowplow.decode_pairs(r) for r in raws]
+        pairs = snowplow.all_pairs(data, raws)
         if not self._snowplow_key_ok(game, snowplow.app_ids(pairs)):
             return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
-        # dead letters keep each event as sent, less its app id: that is the game's ingest key
-        kept = [
-            msgspec.json.encode(snowplow.without_key(p)) if p is not None else bytes(r)
-            for p, r in zip(pairs, raws, strict=True)
-        ]
-        events = [
-            snowplow.read(p, k) if p is not None else "not a JSON object" for p, k in zip(pairs, kept, strict=True)
-        ]
-        return self._prepare(game, "snowplow", events, kept, received_at, len(data))
+        mapper = self._mappers[(game, "snowplow")]
+        events = [snowplow.map_event(mapper, p) if p is not None else "not a JSON object" for p in pairs]
+        return self._prepare(game, events, _SnowplowKept(pairs, raws), received_at, len(data))
 
     def snowplow_get(self, game: str, query: Mapping[str, str]) -> Prepared:
         received_at = now_ms()
         if (game, "snowplow") not in self._mappers or not self._snowplow_key_ok(game, {query.get("aid", "")}):
             return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
-        raw = msgspec.json.encode(snowplow.without_key(query))
-        return self._prepare(game, "snowplow", [snowplow.read(query, raw)], [raw], received_at, len(raw))
+        raw = snowplow.kept_form(query)
+        event = snowplow.map_event(self._mappers[(game, "snowplow")], query, raw)
+        return self._prepare(game, [event], [raw], received_at, len(raw))
 
     def gameanalytics_game(self, game_key: str, headers: Mapping[str, str], body: bytes) -> str | None:
         """The game whose GameAnalytics key and secret signed this body, else ``None`` (a 401)."""
@@ -129,8 +124,8 @@ class VendorIngest:
             raws = gameanalytics.parse(data)
         except BodyError as exc:
             return self._unusable(game, exc, body, received_at)
-        events = [gameanalytics.read(r) for r in raws]
-        return self._prepare(game, "gameanalytics", events, [bytes(r) for r in raws], received_at, len(data))
+        events = gameanalytics.map_all(self._mappers[(game, "gameanalytics")], data, raws)
+        return self._prepare(game, events, _AsSent(raws), received_at, len(data))
 
     # --- shared steps --------------------------------------------------------------------------
 
@@ -166,25 +161,64 @@ class VendorIngest:
     def _prepare(
         self,
         game: str,
-        vendor: Vendor,
-        events: list[VendorEvent | str],
-        raw_items: list[bytes],
+        events: list[dict[str, Any] | str],
+        raw_items: Sequence[bytes],
         received_at: int,
         decoded_bytes: int,
     ) -> Prepared:
-        mapper = self._mappers[(game, vendor)]
-        items: list[Any] = []
-        rejected: dict[int, str] = {}
-        mapped: Callable[[VendorEvent], tuple[dict[str, Any] | None, str | None]] = mapper.map
-        for index, ve in enumerate(events):
-            if isinstance(ve, str):
-                items.append(None)
-                rejected[index] = ve
-                continue
-            event, reason = mapped(ve)
-            items.append(event)
-            if event is None:
-                rejected[index] = reason or "invalid"
+        """Hand the mapped events (or why each could not be mapped) to the core as typed
+        ``Event`` s, as ``POST /v1/events`` does: the mapped batch is converted in one pass (in
+        C), so the core checks only times and ids. When any mapped event breaks the contract,
+        the core checks them one by one instead, which gives each its own reason (the native
+        path's fallback too)."""
+        rejected: dict[int, str] = {i: e for i, e in enumerate(events) if e.__class__ is str}  # type: ignore[misc]
+        valid = [e for e in events if e.__class__ is not str] if rejected else events
+        try:
+            typed: list[Event] | None = msgspec.convert(valid, list[Event], strict=False)
+        except msgspec.ValidationError:
+            typed = None
+        items: list[Any] = [None if e.__class__ is str else e for e in events] if rejected else list(events)
+        if typed is not None:
+            if rejected:
+                it = iter(typed)
+                items = [None if item is None else next(it) for item in items]
+            else:
+                items = typed
         return self.collector.prepare_items(
-            game, items, received_at, raw_items, rejected=rejected, decoded_bytes=decoded_bytes
+            game,
+            items,
+            received_at,
+            raw_items,
+            typed=typed is not None,
+            rejected=rejected,
+            decoded_bytes=decoded_bytes,
         )
+
+
+class _AsSent(Sequence[bytes]):
+    """Each vendor event's bytes as sent, made only for the events a dead letter keeps."""
+
+    def __init__(self, raws: list[msgspec.Raw]):
+        self._raws = raws
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        return bytes(self._raws[index])
+
+
+class _SnowplowKept(Sequence[bytes]):
+    """What a Snowplow dead letter keeps: the event as sent less its app id (the game's ingest
+    key), or its bytes when it is not an object; made only for rejected events."""
+
+    def __init__(self, pairs: list[dict[str, Any] | None], raws: list[msgspec.Raw]):
+        self._pairs = pairs
+        self._raws = raws
+
+    def __len__(self) -> int:
+        return len(self._raws)
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        p = self._pairs[index]
+        return snowplow.kept_form(p) if p is not None else bytes(self._raws[index])

@@ -8,16 +8,17 @@ event, the first present one wins, optionally scaled and typed), which vendor fi
 dropped, and what happens to events no rule names: kept as ``custom`` or rejected. It is
 validated with pydantic when the collector starts; an error names the file and the key.
 
-The adapters (``segment.py``, ``snowplow.py``, ``gameanalytics.py``) only read their wire
-format into a ``VendorEvent``; ``Mapper.map`` applies the rules and hands the collector core a
-plain event dict, which the contract then validates like any other.
+The adapters (``segment.py``, ``snowplow.py``, ``gameanalytics.py``) read their wire format;
+``Mapper.plan`` compiles the rule for an event's keys once (then caches it), and
+``Mapper.event`` applies it and hands the collector core a plain event dict, which the
+contract then validates, a whole batch at once, like any other.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -121,43 +122,23 @@ def load_mapping(name: str, directory: Path | None = None) -> MappingFile:
         raise ConfigError("\n".join(lines)) from None
 
 
-@dataclass
-class VendorEvent:
-    """One vendor event, read from its wire format but not yet mapped."""
-
-    keys: list[str]
-    """Rule keys to try, most specific first (``track:Order Completed``, ``track``)."""
-    name: str
-    """The vendor's name for the event (``properties.name`` of a ``custom`` event)."""
-    fields: dict[str, Any]
-    """The whole vendor event, for the rules' paths."""
-    extra: dict[str, Any] = field(default_factory=dict)
-    """The vendor's free-form fields, copied into ``properties`` unless a rule takes or drops them."""
-    extra_prefix: str = ""
-    """The path of ``extra`` within ``fields`` (``properties``), so rules that read it consume it."""
-    event_id: str | None = None
-    player_id: str | None = None
-    time_ms: int | None = None
-    sent_at_ms: int | None = None
-    platform: str | None = None
-    app_version: str | None = None
-    session_id: str | None = None
-    country: str | None = None
-    raw: bytes = b""
-    """The event as the vendor sent it: its dead letter, and the seed of a derived id."""
-
-
 _MISSING = object()
+Parts = tuple[tuple[str, int | None], ...]
+"""A dotted path split once: each part with its list index (``None`` when it is not one)."""
 
 
-def lookup(doc: Any, path: str) -> Any:
+def split_path(path: str) -> Parts:
+    return tuple((part, int(part) if part.isascii() and part.isdigit() else None) for part in path.split("."))
+
+
+def lookup(doc: Any, path: str | Parts) -> Any:
     """The value at a dotted path (list items by index), or ``_MISSING``."""
     cur = doc
-    for part in path.split("."):
+    for part, index in split_path(path) if isinstance(path, str) else path:
         if isinstance(cur, dict):
             cur = cur.get(part, _MISSING)
-        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
-            cur = cur[int(part)]
+        elif isinstance(cur, list) and index is not None and index < len(cur):
+            cur = cur[index]
         else:
             return _MISSING
         if cur is _MISSING or cur is None:
@@ -187,10 +168,19 @@ def _convert(value: Any, src: PropertySource) -> Any:
     return value
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_is_canonical_uuid = _CANONICAL_UUID.fullmatch
+
+
 def event_uuid(vendor: Vendor, game: str, vendor_id: str | None, raw: bytes) -> str:
     """The vendor's id when it is a UUID; otherwise a uuid5 of it (or of the raw event when
-    there is none), so that a re-sent event keeps its id and silver deduplicates it."""
+    there is none), so that a re-sent event keeps its id and silver deduplicates it.
+
+    A canonical id (what every SDK sends) is only lower-cased: the contract's decoder parses
+    it in C, and ``uuid.UUID`` would give the same value at several times the cost."""
     if vendor_id:
+        if len(vendor_id) == 36 and _is_canonical_uuid(vendor_id):
+            return vendor_id.lower()
         try:
             return str(uuid.UUID(vendor_id))
         except ValueError:
@@ -211,8 +201,40 @@ def iso_ms(value: Any) -> int | None:
     return int(t.timestamp() * 1000)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """One rule compiled for one ``extra_prefix``: its paths split, and for each path the
+    ``extra`` field that reading it consumes (``None`` when it reads outside ``extra``)."""
+
+    event_type: str
+    sources: tuple[tuple[str, PropertySource, tuple[tuple[str, Parts, str | None], ...]], ...]
+
+
+def _consumes(path: str, extra_prefix: str) -> str | None:
+    prefix = extra_prefix + "." if extra_prefix else ""
+    if prefix:
+        return path[len(prefix) :].split(".", 1)[0] if path.startswith(prefix) else None
+    return path.split(".", 1)[0]
+
+
+def _compile(rule: Rule, extra_prefix: str) -> _Plan:
+    sources = tuple(
+        (prop, src, tuple((path, split_path(path), _consumes(path, extra_prefix)) for path in src.from_))
+        for prop, src in rule.properties.items()
+    )
+    return _Plan(rule.event_type, sources)
+
+
+_NOTHING: frozenset[str] = frozenset()
+MAX_CACHED_PLANS = 4096
+"""Rule keys carry vendor event names a sender chooses: past this many, plans are not cached."""
+
+
 class Mapper:
-    """Applies one game's mapping file to the events of one vendor."""
+    """Applies one game's mapping file to the events of one vendor.
+
+    Rules are compiled once per (rule keys, ``extra_prefix``) into a ``_Plan`` (paths split,
+    what each consumes), so mapping an event is a dict lookup and the few reads its rule names."""
 
     def __init__(self, vendor: Vendor, game: str, mapping: MappingFile):
         self.vendor = vendor
@@ -220,8 +242,12 @@ class Mapper:
         self.file = mapping
         self.rules: VendorMapping = getattr(mapping, vendor)
         self._drop = frozenset(self.rules.drop)
+        self._platforms = self.rules.platforms
+        self._platform_of: dict[str | None, str | None] = {}
+        """The vendor's platform name as sent → the mapped one (``None``: none)."""
+        self._plans: dict[tuple[tuple[str, ...], str], _Plan | None] = {}
 
-    def rule_for(self, keys: list[str]) -> Rule | None:
+    def rule_for(self, keys: tuple[str, ...] | list[str]) -> Rule | None:
         events = self.rules.events
         for key in keys:
             rule = events.get(key)
@@ -229,67 +255,105 @@ class Mapper:
                 return rule
         return None
 
-    def map(self, ve: VendorEvent) -> tuple[dict[str, Any] | None, str | None]:
-        """The PlayerPulse event dict (validated later by the contract), or why there is none."""
-        rule = self.rule_for(ve.keys)
+    def plan(self, keys: tuple[str, ...], extra_prefix: str = "") -> _Plan | None:
+        """The compiled rule of the first of ``keys`` the mapping names (``None``: no rule);
+        ``extra_prefix`` is the path of the event's free-form fields, which a rule's reads consume."""
+        cache_key = (keys, extra_prefix)
+        try:
+            return self._plans[cache_key]
+        except KeyError:
+            pass
+        rule = self.rule_for(keys)
+        plan = _compile(rule, extra_prefix) if rule is not None else None
+        if len(self._plans) < MAX_CACHED_PLANS:
+            self._plans[cache_key] = plan
+        return plan
+
+    def event(
+        self,
+        plan: _Plan | None,
+        name: str,
+        fields: dict[str, Any] | None,
+        extra: dict[str, Any],
+        event_id: str | None,
+        player_id: str | None,
+        time_ms: int | None,
+        sent_at_ms: int | None,
+        platform: str | None,
+        app_version: str | None = None,
+        session_id: str | None = None,
+        country: str | None = None,
+        raw: bytes = b"",
+    ) -> dict[str, Any] | str:
+        """One vendor event, as its adapter read it, as a PlayerPulse event dict (validated
+        later by the contract), or why there is none.
+
+        ``plan`` is ``self.plan(keys, extra_prefix)``; ``fields`` the whole vendor event for its
+        paths (only read when the plan has any, so an adapter may pass ``None`` then);
+        ``extra`` the vendor's free-form fields, copied into ``properties`` unless the rule
+        reads or drops them; ``raw`` the event as sent, the seed of a derived id (only needed
+        when it carries no ``event_id``). Positional and flat because it runs once per event."""
         properties: dict[str, Any] = {}
-        consumed: set[str] = set()
-        if rule is None:
+        consumed: set[str] | frozenset[str] = _NOTHING
+        if plan is None:
             if self.file.unmapped == "reject":
-                return (
-                    None,
-                    f"{self.vendor} event '{ve.name}' has no rule in the game's vendor mapping (unmapped: reject)",
-                )
+                return f"{self.vendor} event '{name}' has no rule in the game's vendor mapping (unmapped: reject)"
             event_type = "custom"
-            properties["name"] = ve.name
+            properties["name"] = name
         else:
-            event_type = rule.event_type
-            prefix = ve.extra_prefix + "." if ve.extra_prefix else ""
-            for prop, src in rule.properties.items():
-                for path in src.from_:
-                    if prefix and path.startswith(prefix):
-                        consumed.add(path[len(prefix) :].split(".", 1)[0])
-                    elif not prefix:
-                        consumed.add(path.split(".", 1)[0])
-                    value = lookup(ve.fields, path)
+            event_type = plan.event_type
+            if plan.sources:
+                consumed = set()
+            for prop, src, paths in plan.sources:
+                for path, parts, consumes in paths:
+                    if consumes is not None:
+                        consumed.add(consumes)  # type: ignore[union-attr]
+                    value = lookup(fields, parts)
                     if value is not _MISSING:
                         try:
                             properties[prop] = _convert(value, src)
                         except (TypeError, ValueError):
-                            return None, f"{self.vendor} field '{path}' is not a {src.type or 'number'}: {value!r}"[
-                                :240
-                            ]
+                            return f"{self.vendor} field '{path}' is not a {src.type or 'number'}: {value!r}"[:240]
                         break
-        for key, value in ve.extra.items():
-            if len(properties) >= MAX_PROPERTIES:
-                break
-            if key not in consumed and key not in self._drop and key not in properties:
-                properties[key] = value
-        platform = self.rules.platforms.get((ve.platform or "").lower()) or self.file.default_platform
-        if platform is None:
-            hint = f"'{ve.platform}'" if ve.platform else "none"
-            return None, (
+        if extra:
+            drop = self._drop
+            for key, value in extra.items():
+                if len(properties) >= MAX_PROPERTIES:
+                    break
+                if key not in consumed and key not in drop and key not in properties:
+                    properties[key] = value
+        try:
+            mapped_platform = self._platform_of[platform]
+        except KeyError:
+            mapped_platform = self._platforms.get(platform.lower() if platform else "") or self.file.default_platform
+            if len(self._platform_of) < MAX_CACHED_PLANS:  # the sender names it: a bounded cache
+                self._platform_of[platform] = mapped_platform
+        if mapped_platform is None:
+            hint = f"'{platform}'" if platform else "none"
+            return (
                 f"{self.vendor} event names no platform the mapping knows ({hint}): add it to "
                 f"{self.vendor}.platforms or set default_platform"
             )[:240]
-        if ve.player_id is None:
-            return None, f"{self.vendor} event carries no user id to use as player_id"
-        if ve.time_ms is None:
-            return None, f"{self.vendor} event carries no usable time"
+        if player_id is None:
+            return f"{self.vendor} event carries no user id to use as player_id"
+        if time_ms is None:
+            return f"{self.vendor} event carries no usable time"
         out: dict[str, Any] = {
-            "event_id": event_uuid(self.vendor, self.game, ve.event_id, ve.raw),
+            "event_id": event_id.lower()
+            if event_id and len(event_id) == 36 and _is_canonical_uuid(event_id)
+            else event_uuid(self.vendor, self.game, event_id, raw),
             "event_type": event_type,
-            "player_id": ve.player_id,
+            "player_id": player_id,
             "game_id": self.game,
-            "event_time": ve.time_ms,
-            "platform": platform,
-            "app_version": ve.app_version or self.file.default_app_version,
+            "event_time": time_ms,
+            "platform": mapped_platform,
+            "app_version": app_version or self.file.default_app_version,
             "properties": properties,
         }
-        if ve.sent_at_ms is not None:
-            out["sent_at"] = ve.sent_at_ms
-        if ve.session_id:
-            out["session_id"] = ve.session_id
-        if ve.country:
-            out["country"] = ve.country
-        return out, None
+        if sent_at_ms is not None:
+            out["sent_at"] = sent_at_ms
+        if session_id:
+            out["session_id"] = session_id
+        if country:
+            out["country"] = country
+        return out

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from serving.decoding import BodyError
-from serving.vendors.mapping import VendorEvent, iso_ms
+from serving.vendors.mapping import Mapper, iso_ms
 
 SINGLE_TYPES = ("track", "identify", "page", "screen")
 
@@ -61,49 +61,111 @@ def parse(data: bytes, single_type: str | None) -> tuple[list[msgspec.Raw], int 
     return [msgspec.Raw(data)], None
 
 
-def read(raw: msgspec.Raw, single_type: str | None, batch_sent_at: int | None) -> VendorEvent | str:
-    """One Segment message as a ``VendorEvent``, or why it cannot be one."""
+class _Messages(msgspec.Struct):
+    batch: list[dict[str, Any]]
+
+
+_messages = msgspec.json.Decoder(_Messages)
+Mapped = dict[str, Any] | str
+"""A mapped event (a PlayerPulse event dict), or why a message could not be one."""
+
+
+def map_all(
+    mapper: Mapper, data: bytes, raws: list[msgspec.Raw], single_type: str | None, batch_sent_at: int | None
+) -> list[Mapped]:
+    """Every message of a parsed body, mapped: the whole batch decoded in one pass (in C) when
+    each message is a JSON object, else message by message, so each bad one is refused alone."""
     try:
-        msg = _message.decode(raw)
+        messages: list[Any] = _messages.decode(data).batch if single_type is None else [_message.decode(data)]
     except (msgspec.DecodeError, RecursionError):
-        return "a Segment message must be a JSON object"
-    kind = str(msg.get("type") or single_type or "")
+        messages = [_decode_one(r) for r in raws]
+    if len(messages) != len(raws):
+        messages = [_decode_one(r) for r in raws]
+    return [
+        map_message(mapper, m, r, single_type, batch_sent_at) if m is not None else NOT_AN_OBJECT
+        for m, r in zip(messages, raws, strict=True)
+    ]
+
+
+NOT_AN_OBJECT = "a Segment message must be a JSON object"
+
+
+def _decode_one(raw: msgspec.Raw) -> dict[str, Any] | None:
+    try:
+        return _message.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+_KINDS: dict[tuple[str, str], tuple[tuple[str, ...], str, str]] = {}
+"""(type, event or name) → (rule keys, event name, extra field): made once per distinct pair."""
+
+
+def _kind(kind: str, msg: dict[str, Any]) -> tuple[tuple[str, ...], str, str]:
+    if kind == "track":
+        label = msg.get("event") or ""
+    elif kind in ("page", "screen"):
+        label = msg.get("name") or kind
+    else:
+        label = ""
+    try:
+        return _KINDS[(kind, label)]  # type: ignore[index]
+    except (KeyError, TypeError):
+        pass
+    if kind == "track":
+        name = str(label)
+        found = (f"track:{name}", "track"), name, "properties"
+    elif kind in ("page", "screen"):
+        name = str(label)
+        found = (f"{kind}:{name}", kind), name, "properties"
+    else:
+        found = (kind,), kind, "traits"
+    if len(_KINDS) < 4096 and isinstance(label, str):  # names are the sender's: a bounded cache
+        _KINDS[(kind, label)] = found
+    return found
+
+
+def map_message(
+    mapper: Mapper, msg: dict[str, Any], raw: msgspec.Raw, single_type: str | None, batch_sent_at: int | None
+) -> Mapped:
+    """One decoded Segment message (``raw``: as sent) mapped by the game's rules, or why not."""
+    get = msg.get
+    kind = get("type") or single_type or ""
+    if kind.__class__ is not str:
+        kind = str(kind)
     if not kind:
         return "a Segment message needs a type"
-    if kind == "track":
-        name = str(msg.get("event") or "")
-        keys, extra_key = [f"track:{name}", "track"], "properties"
-    elif kind in ("page", "screen"):
-        name = str(msg.get("name") or kind)
-        keys, extra_key = [f"{kind}:{name}", kind], "properties"
-    else:
-        name = kind
-        keys, extra_key = [kind], "traits"
-    context = msg.get("context") if isinstance(msg.get("context"), dict) else {}
-    extra = msg.get(extra_key) if isinstance(msg.get(extra_key), dict) else {}
+    keys, name, extra_key = _kind(kind, msg)
+    context = get("context")
+    if context.__class__ is not dict:
+        context = {}
+    extra = get(extra_key)
+    if extra.__class__ is not dict:
+        extra = {}
     os_name = _get(context, "os", "name") or _get(context, "device", "type")
-    user = msg.get("userId") or msg.get("anonymousId")
-    return VendorEvent(
-        keys=keys,
-        name=name,
-        fields=msg,
-        extra=extra,
-        extra_prefix=extra_key,
-        event_id=_str(msg.get("messageId")),
-        player_id=_str(user),
-        time_ms=iso_ms(msg.get("timestamp") or msg.get("originalTimestamp")),
-        sent_at_ms=iso_ms(msg.get("sentAt")) or batch_sent_at,
-        platform=_str(os_name),
-        app_version=_str(_get(context, "app", "version")),
-        raw=bytes(raw),
+    event_id = _str(get("messageId"))
+    sent_at = get("sentAt")
+    return mapper.event(
+        mapper.plan(keys, extra_key),
+        name,
+        msg,
+        extra,
+        event_id,
+        _str(get("userId") or get("anonymousId")),
+        iso_ms(get("timestamp") or get("originalTimestamp")),
+        (iso_ms(sent_at) if sent_at is not None else None) or batch_sent_at,
+        _str(os_name),
+        _str(_get(context, "app", "version")),
+        raw=bytes(raw) if event_id is None else b"",  # only the seed of a derived id
     )
 
 
-def _get(doc: dict[str, Any], *path: str) -> Any:
-    for part in path:
-        doc = doc.get(part) if isinstance(doc, dict) else None  # type: ignore[assignment]
-    return doc
+def _get(doc: dict[str, Any], first: str, second: str) -> Any:
+    inner = doc.get(first)
+    return inner.get(second) if isinstance(inner, dict) else None
 
 
 def _str(value: Any) -> str | None:
-    return str(value) if value not in (None, "") else None
+    if value.__class__ is str:
+        return value or None
+    return str(value) if value is not None else None

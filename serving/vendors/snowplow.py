@@ -26,7 +26,7 @@ from typing import Any
 import msgspec
 
 from serving.decoding import BodyError
-from serving.vendors.mapping import VendorEvent
+from serving.vendors.mapping import Mapper
 
 PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
 MOBILE_CONTEXT = "iglu:com.snowplowanalytics.snowplow/mobile_context/"
@@ -55,6 +55,23 @@ def parse(data: bytes) -> list[msgspec.Raw]:
     if not doc.schema.startswith(PAYLOAD_SCHEMA):
         raise BodyError(400, f"unsupported schema '{doc.schema[:100]}': send {PAYLOAD_SCHEMA}4")
     return doc.data
+
+
+class _PairsPayload(msgspec.Struct):
+    data: list[dict[str, Any]]
+
+
+_pairs_payload = msgspec.json.Decoder(_PairsPayload)
+
+
+def all_pairs(data: bytes, raws: list[msgspec.Raw]) -> list[dict[str, Any] | None]:
+    """Every event's name-value pairs (``None`` for one that is not a JSON object): the whole
+    body decoded in one pass (in C) when every event is an object, else event by event."""
+    try:
+        pairs: list[dict[str, Any] | None] = list(_pairs_payload.decode(data).data)
+    except (msgspec.DecodeError, RecursionError):
+        return [decode_pairs(r) for r in raws]
+    return pairs if len(pairs) == len(raws) else [decode_pairs(r) for r in raws]
 
 
 def decode_pairs(raw: msgspec.Raw) -> dict[str, Any] | None:
@@ -103,6 +120,8 @@ def _mobile_os(pairs: Mapping[str, Any]) -> str | None:
 
 
 def _number(value: Any) -> float | None:
+    if value is None:  # most events lack most fields: no exception for them
+        return None
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -110,34 +129,51 @@ def _number(value: Any) -> float | None:
 
 
 def _int(value: Any) -> int | None:
+    if value is None:
+        return None
     try:
         return int(value)
     except (TypeError, ValueError):
         return None
 
 
-def read(pairs: Mapping[str, Any], raw: bytes) -> VendorEvent | str:
-    """One tracker event (its name-value pairs) as a ``VendorEvent``, or why it cannot be one."""
-    e = str(pairs.get("e") or "")
+def kept_form(pairs: Mapping[str, Any]) -> bytes:
+    """What a dead letter keeps of an event: its pairs less the app id (the ingest key)."""
+    return msgspec.json.encode(without_key(pairs))
+
+
+Mapped = dict[str, Any] | str
+"""A mapped event (a PlayerPulse event dict), or why a tracker event could not be one."""
+
+
+def map_event(mapper: Mapper, pairs: Mapping[str, Any], raw: bytes | None = None) -> Mapped:
+    """One tracker event (its name-value pairs) mapped by the game's rules, or why not; ``raw``
+    is its ``kept_form`` when already made (it seeds the id of an event without ``eid``)."""
+    get = pairs.get
+    e = str(get("e") or "")
     if not e:
         return "a Snowplow event needs its type (e)"
-    fields: dict[str, Any] = {k: v for k, v in pairs.items() if k != "aid"}
     extra: dict[str, Any] = {}
+    overlay: tuple[str, Any] | None = None
     prefix = ""
     if e == "se":
-        se = {
-            "category": pairs.get("se_ca"),
-            "action": pairs.get("se_ac"),
-            "label": pairs.get("se_la"),
-            "property": pairs.get("se_pr"),
-            "value": _number(pairs.get("se_va")),
-        }
-        se = {k: v for k, v in se.items() if v not in (None, "")}
-        fields["se"] = se
-        extra = {k: v for k, v in se.items() if k not in ("category", "action")}
+        se: dict[str, Any] = {}
+        for key, value in (
+            ("category", get("se_ca")),
+            ("action", get("se_ac")),
+            ("label", get("se_la")),
+            ("property", get("se_pr")),
+            ("value", _number(get("se_va"))),
+        ):
+            if value is not None and value != "":
+                se[key] = value
+                if key != "category" and key != "action":
+                    extra[key] = value
+        overlay = ("se", se)
         prefix = "se"
-        name = ":".join(str(se.get(k, "")) for k in ("category", "action"))
-        keys = [f"se:{name}", f"se:{se.get('category', '')}", "se"]
+        category = str(se.get("category", ""))
+        name = f"{category}:{se.get('action', '')}"
+        keys: tuple[str, ...] = (f"se:{name}", f"se:{category}", "se")
     elif e == "ue":
         envelope = _self_describing(pairs, "ue_pr", "ue_px")
         inner = envelope.get("data") if isinstance(envelope, dict) else None
@@ -146,27 +182,36 @@ def read(pairs: Mapping[str, Any], raw: bytes) -> VendorEvent | str:
         schema = str(inner.get("schema", ""))
         vendor_name = schema.removeprefix("iglu:").split("/jsonschema/")[0]
         short = vendor_name.rsplit("/", 1)[-1]
-        fields["data"] = inner["data"]
+        overlay = ("data", inner["data"])
         extra, prefix, name = inner["data"], "data", vendor_name
-        keys = [f"ue:{vendor_name}", f"ue:{short}", "ue"]
+        keys = (f"ue:{vendor_name}", f"ue:{short}", "ue")
     else:
         name = {"pv": "page_view", "pp": "page_ping"}.get(e, e)
-        extra = {k: pairs[k] for k in ("url", "page", "refr") if pairs.get(k)}
-        keys = [e]
-    platform = str(pairs.get("p") or "")
+        extra = {k: pairs[k] for k in ("url", "page", "refr") if get(k)}
+        keys = (e,)
+    plan = mapper.plan(keys, prefix)
+    fields: dict[str, Any] | None = None
+    if plan is not None and plan.sources:  # the rule's paths read the event less its app id
+        fields = {k: v for k, v in pairs.items() if k != "aid"}
+        if overlay is not None:
+            fields[overlay[0]] = overlay[1]
+    platform = str(get("p") or "")
     if platform == "mob":
         platform = _mobile_os(pairs) or platform
-    return VendorEvent(
-        keys=keys,
-        name=name,
-        fields=fields,
-        extra=extra,
-        extra_prefix=prefix,
-        event_id=str(pairs["eid"]) if pairs.get("eid") else None,
-        player_id=str(pairs.get("uid") or pairs.get("duid") or pairs.get("tnuid") or pairs.get("nuid") or "") or None,
-        time_ms=_int(pairs.get("ttm")) or _int(pairs.get("dtm")),
-        sent_at_ms=_int(pairs.get("stm")),
-        platform=platform or None,
-        session_id=str(pairs["sid"]) if pairs.get("sid") else None,
-        raw=raw,
+    event_id = str(pairs["eid"]) if get("eid") else None
+    if event_id is None and raw is None:
+        raw = kept_form(pairs)
+    return mapper.event(
+        plan,
+        name,
+        fields,
+        extra,
+        event_id,
+        str(get("uid") or get("duid") or get("tnuid") or get("nuid") or "") or None,
+        _int(get("ttm")) or _int(get("dtm")),
+        _int(get("stm")),
+        platform or None,
+        None,
+        str(pairs["sid"]) if get("sid") else None,
+        raw=raw or b"",
     )
