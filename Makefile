@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars demo test lint bench-collector bench-serving clean
+.PHONY: install python-deps jars demo test lint bench-collector bench-serving bench-lakehouse clean
 
 install: python-deps jars
 
@@ -49,6 +49,11 @@ test: install
 bench-collector: python-deps
 	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 	$(BIN)/python benchmarks/collector.py $(BENCH_ARGS)
+
+# bronze → silver → gold at 1M and 10M events (BENCH_ARGS=--quick: 100k and 1M), compaction,
+# an incremental run and DuckDB on the same files; run it on a quiet machine.
+bench-lakehouse: install
+	$(BIN)/python benchmarks/lakehouse.py $(BENCH_ARGS)
 
 # Prediction latency in process, over HTTP (wrk, installed when missing) and through the Lambda package.
 bench-serving: python-deps
