@@ -21,6 +21,7 @@ from features.errors import PlayerPulseError
 from playerpulse.autoscale_command import stream_autoscale
 from playerpulse.cost.command import cost_app
 from playerpulse.deploy_commands import collector_app, infra_app, lambda_rollback, models_deploy, models_package
+from playerpulse.forget_command import forget
 from playerpulse.infra_command import infra_create
 from playerpulse.sql_command import sql
 from playerpulse.submit_command import submit
@@ -47,6 +48,7 @@ app.add_typer(infra_app, name="infra")
 infra_app.command("create")(infra_create)
 app.command("sql")(sql)
 app.command("submit")(submit)
+app.command("forget")(forget)
 app.add_typer(collector_app, name="collector")
 
 Env = Annotated[
