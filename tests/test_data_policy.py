@@ -188,3 +188,20 @@ def test_properties_nesting_past_the_contract_are_dropped_whole_from_the_dead_le
     prepared = collector.prepare(INGEST, json.dumps([make_event("p1", properties=deep)]).encode())
     assert prepared is not None and prepared.accepted == 0
     assert "properties" not in json.loads(prepared.dead_letters[0].raw)
+
+
+def test_a_vendor_routes_unparseable_body_keeps_only_its_size_and_digest_under_a_policy(settings):
+    """The same promise as the native route: a Segment body that is not JSON is not kept as sent."""
+    import base64
+
+    from features.config import DEVELOPMENT_KEYS
+    from serving.vendors.ingest import VendorIngest
+
+    settings = with_policy(settings, vendors={"mapping": "default"})
+    ingest = VendorIngest(settings, Collector.from_settings(settings))
+    secret = b"name=Jane Doe; email=jane@example.com; not json"
+    basic = base64.b64encode(f"{DEVELOPMENT_KEYS['ingest']}:".encode()).decode()
+    prepared = ingest.segment({"authorization": f"Basic {basic}"}, secret, None)
+    assert prepared.status == 400
+    (letter,) = prepared.dead_letters
+    assert b"jane" not in letter.raw.encode() and json.loads(letter.raw)["bytes"] == len(secret)

@@ -22,7 +22,6 @@ from features.contract import Event, now_ms
 from features.errors import ConfigError
 from serving.auth import UNAUTHORIZED
 from serving.collector import Collector, Prepared, body_too_large
-from serving.dead_letters import DeadLetterBudget
 from serving.decoding import BodyError, check_value_count, decompress
 from serving.vendors import gameanalytics, segment, snowplow
 from serving.vendors.mapping import Mapper, MappingFile, Vendor, load_mapping
@@ -151,11 +150,8 @@ class VendorIngest:
     def _unusable(self, game: str, exc: BodyError, body: bytes, received_at: int) -> Prepared:
         letters = []
         if exc.status == 400:
-            letters.append(
-                DeadLetterBudget.of(self.config).letter(
-                    received_at=received_at, reason=exc.reason, raw=body, game_id=game, request_id=uuid.uuid4().hex
-                )
-            )
+            # as the native route does: the body as sent, or only its size and digest under a privacy setting
+            letters.append(self.collector.body_letter(game, exc.reason, body, received_at, uuid.uuid4().hex))
         return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
 
     def _prepare(
