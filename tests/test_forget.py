@@ -144,6 +144,7 @@ def test_forget_refuses_a_file_line_that_is_not_a_player_id(tmp_path: Path, caps
 
 
 def _send_simulation(settings: Settings, players: int, days: int) -> list[str]:
+    from features.contract import now_ms
     from features.deadletter import open_dead_letter_store
     from features.streams.factory import open_stream
     from playerpulse.simulation import simulate
@@ -155,7 +156,7 @@ def _send_simulation(settings: Settings, players: int, days: int) -> list[str]:
     stream, letters = open_stream(settings.stream), open_dead_letter_store(settings.dead_letter)
     try:
         for delivery in sim.deliveries:
-            body = stamped_body(delivery, delivery.simulated_send_ms + delivery.skew_ms)
+            body = stamped_body(delivery, now_ms() + delivery.skew_ms)  # as the sender stamps it
             prepared = collector.prepare(INGEST, body)
             assert prepared is not None and prepared.status in (202, 400), prepared
             stream.put(prepared.records)
