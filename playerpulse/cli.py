@@ -50,6 +50,8 @@ app.command("sql")(sql)
 app.command("submit")(submit)
 app.command("forget")(forget)
 app.add_typer(collector_app, name="collector")
+keys_app = typer.Typer(help="API keys per game and role.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 Env = Annotated[
     str | None,
@@ -95,6 +97,12 @@ def serve(
     settings = _settings(env, workdir)
     os.environ["PLAYERPULSE_ENV"] = settings.env
     os.environ["PLAYERPULSE_WORKDIR"] = settings.workdir
+    limits = settings.serving
+    if limits.metrics.port is not None and workers > 1:
+        raise PlayerPulseError(
+            f"serving.metrics.port serves one process's metrics, but --workers is {workers}: "
+            "run one worker, or protect /metrics with serving.metrics.keys instead"
+        )
     console.print(f"serving env [bold]{settings.env}[/] from {settings.workdir} on http://{host}:{port}")
     uvicorn.run(
         "serving.asgi:app",
@@ -105,7 +113,28 @@ def serve(
         access_log=False,
         loop="uvloop",
         http="httptools",
+        # Beyond this many concurrent connections per worker, new requests get a 503.
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=limits.keep_alive_timeout_s,
     )
+
+
+@keys_app.command("new")
+def keys_new(
+    game: Annotated[str, typer.Argument(help="The game the key is for (as in conf: games.GAME).")],
+    role: Annotated[str, typer.Option(help="ingest (posts events, ships in the client) or serve (reads players).")],
+) -> None:
+    """Make a new random key and print it with the SHA-256 digest that goes into configuration."""
+    import secrets
+
+    from features.config import hash_api_key
+
+    if role not in ("ingest", "serve"):
+        raise PlayerPulseError(f"--role must be 'ingest' or 'serve', not '{role}'")
+    key = f"pp-{role}-{secrets.token_urlsafe(32)}"
+    holder = "the game client" if role == "ingest" else "the game's servers"
+    console.print(f"key:    {key}  (give it to {holder}; it is shown once and stored nowhere)", soft_wrap=True)
+    console.print(f"digest: {hash_api_key(key)}  (add it to games.{game}.{role}_keys)", soft_wrap=True)
 
 
 @app.command()
