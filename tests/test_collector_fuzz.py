@@ -88,7 +88,11 @@ def test_attacker_events_never_raise_or_leak_a_raw_id_or_a_dropped_value(collect
     body, headers = _encode(raw, how)
     prepared = collector.prepare(headers, body)
     assert fuzz.problems(prepared) == []
-    assert prepared is not None and prepared.accepted + len(prepared.errors) == len(events)
+    assert prepared is not None
+    if prepared.status == 400:  # a body JSON cannot carry (a lone surrogate escape): refused whole, kept
+        assert len(prepared.dead_letters) == 1
+    else:
+        assert prepared.accepted + len(prepared.errors) == len(events)
 
 
 @hsettings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
