@@ -205,6 +205,9 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
 
     query = (
         spark.readStream.format("delta")
+        # Bronze is append-only for silver: erasure and retention deletes rewrite its files,
+        # and without this option the stream would fail on every later run.
+        .option("skipChangeCommits", "true")
         .load(table_path(settings, SOURCE_TABLE))
         .writeStream.foreachBatch(process)
         .option("checkpointLocation", f"{settings.lake.checkpoints.rstrip('/')}/silver")

@@ -163,3 +163,14 @@ def test_silver_needs_bronze_first(spark, settings):
 
     with pytest.raises(TableNotFound, match="run the bronze job first"):
         silver.run(spark, settings)
+
+
+def test_silver_keeps_running_after_rows_are_deleted_from_bronze(spark, settings):
+    """Erasure and retention delete bronze rows; silver's stream over bronze must not wedge on it."""
+    from delta.tables import DeltaTable
+
+    first = [event("session_start", player_id="keep"), event("session_start", player_id="gone")]
+    _land(spark, settings, first)
+    DeltaTable.forPath(spark, table_path(settings, "bronze.player_events")).delete("player_id = 'gone'")
+    metrics = _land(spark, settings, [event("session_start", player_id="later")])
+    assert metrics[silver.EVENTS_TABLE] == 1
