@@ -248,18 +248,21 @@ def erased_run(spark, tmp_path_factory):
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_no_readable_delta_version_holds_the_erased_player(spark, erased_run):
     settings, erased, _, _, _ = erased_run
     assert _found_in_delta_history(spark, settings, GAME, erased) == []
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_no_file_under_the_work_folder_names_the_erased_player(erased_run):
     settings, erased, _, _, _ = erased_run
     assert _found_in_files(Path(settings.workdir), erased) == []
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_the_stream_stores_and_profile_no_longer_hold_the_erased_player(erased_run):
     from features.online import open_online_store
 
@@ -272,6 +275,7 @@ def test_the_stream_stores_and_profile_no_longer_hold_the_erased_player(erased_r
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_everyone_elses_data_is_still_there(spark, erased_run):
     from features.online import open_online_store
     from pipelines.session import table_path
@@ -286,12 +290,14 @@ def test_everyone_elses_data_is_still_there(spark, erased_run):
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_the_model_trained_on_the_player_is_listed_for_retraining(erased_run):
     _, _, _, report, trained = erased_run
     assert [(m["model"], m["version"]) for m in report.retrain] == [("store_offer", trained.version)]
 
 
 @pytest.mark.spark
+@pytest.mark.erasure_proof
 def test_the_erasure_log_names_the_player_by_digest_only(spark, erased_run):
     from pipelines.erasure_list import erasure_log_path
 
