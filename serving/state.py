@@ -19,10 +19,11 @@ from starlette.requests import Request
 
 from features.config import Settings
 from features.deadletter import DeadLetterStore, open_dead_letter_store
+from features.errors import StreamUnavailable
 from features.online import OnlineStore, open_online_store
 from features.streams import Stream, open_stream
 from serving.auth import BearerKeys, GameKeys
-from serving.collector import Collector, Prepared, stream_unavailable
+from serving.collector import Collector, Prepared, reason_kind, stream_unavailable
 from serving.metrics import ServingMetrics
 from serving.writer import GroupCommitWriter
 
@@ -73,6 +74,27 @@ class ServingState:
             self.settings.collector.group_commit_max_wait_ms,
             on_commit=lambda recs: self.metrics.commit_records.observe(len(recs)),
         )
+
+    async def commit(self, prepared: Prepared) -> Prepared:
+        """Make a prepared request durable (dead letters, then records) and count it: what every
+        ingest route does after its own decoding; the 503 when the stream or store refuses."""
+        try:
+            if prepared.dead_letters:
+                assert self.dead_letters is not None
+                await asyncio.to_thread(self.dead_letters.put, prepared.dead_letters)
+            assert self.writer is not None
+            await self.writer.write(prepared.records)
+        except StreamUnavailable as exc:
+            return stream_unavailable(exc)
+        if prepared.status == 202:
+            m = self.metrics
+            m.accepted.labels(prepared.game or "").inc(prepared.accepted)
+            m.batch_events.observe(prepared.events_in)
+            m.bytes_decoded.inc(prepared.decoded_bytes)
+            m.bytes_out.inc(prepared.bytes_out)
+            for err in prepared.errors:
+                m.rejected.labels(reason_kind(err["reason"])).inc()
+        return prepared
 
     async def close(self) -> None:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)

@@ -8,14 +8,12 @@ clients), writes dead letters and records, and answers. Everything else lives in
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from features.errors import StreamUnavailable
-from serving.collector import Prepared, reason_kind, response_headers, stream_unavailable
+from serving.collector import Prepared, response_headers
 from serving.http_body import BodyRejected, read_body
 from serving.openapi import EVENTS_REQUEST, EVENTS_RESPONSES
 from serving.state import ServingState, serving_state
@@ -43,23 +41,7 @@ async def ingest(request: Request) -> Response:
         return _answer(state, Prepared(exc.status, message=exc.reason), started)
     state.metrics.bytes_in.inc(len(body))
     headers = {k.lower(): v for k, v in request.headers.items()}
-    prepared = await state.prepare_events(headers, body)
-    try:
-        if prepared.dead_letters:
-            assert state.dead_letters is not None
-            await asyncio.to_thread(state.dead_letters.put, prepared.dead_letters)
-        assert state.writer is not None
-        await state.writer.write(prepared.records)
-    except StreamUnavailable as exc:
-        return _answer(state, stream_unavailable(exc), started)
-    if prepared.status == 202:
-        m = state.metrics
-        m.accepted.labels(prepared.game or "").inc(prepared.accepted)
-        m.batch_events.observe(prepared.events_in)
-        m.bytes_decoded.inc(prepared.decoded_bytes)
-        m.bytes_out.inc(prepared.bytes_out)
-        for err in prepared.errors:
-            m.rejected.labels(reason_kind(err["reason"])).inc()
+    prepared = await state.commit(await state.prepare_events(headers, body))
     return _answer(state, prepared, started)
 
 

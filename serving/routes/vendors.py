@@ -18,8 +18,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from features.errors import StreamUnavailable
-from serving.collector import Prepared, reason_kind, response_headers, stream_unavailable
+from serving.collector import Prepared, response_headers
 from serving.http_body import BodyRejected, read_body
 from serving.openapi import VENDOR_ROUTES
 from serving.state import ServingState, State
@@ -49,23 +48,7 @@ async def _run(state: ServingState, fn: Callable[..., Prepared], *args: Any, siz
         prepared = await asyncio.to_thread(fn, *args)
     else:
         prepared = fn(*args)
-    try:
-        if prepared.dead_letters:
-            assert state.dead_letters is not None
-            await asyncio.to_thread(state.dead_letters.put, prepared.dead_letters)
-        assert state.writer is not None
-        await state.writer.write(prepared.records)
-    except StreamUnavailable as exc:
-        return stream_unavailable(exc)
-    if prepared.status == 202:
-        m = state.metrics
-        m.accepted.labels(prepared.game or "").inc(prepared.accepted)
-        m.batch_events.observe(prepared.events_in)
-        m.bytes_decoded.inc(prepared.decoded_bytes)
-        m.bytes_out.inc(prepared.bytes_out)
-        for err in prepared.errors:
-            m.rejected.labels(reason_kind(err["reason"])).inc()
-    return prepared
+    return await state.commit(prepared)
 
 
 async def _body(request: Request, state: ServingState) -> bytes | Prepared:
