@@ -44,6 +44,7 @@ def cloud_settings(aws_endpoint: str, folder: Path) -> Iterator[tuple[Settings, 
             mp.setenv(name, value)
         mp.delenv("PLAYERPULSE_SPARK_MASTER", raising=False)
         mp.delenv("MLFLOW_S3_ENDPOINT_URL", raising=False)
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         settings = load_settings("aws", folder / "var")
         create_resources(settings)
         yield settings, keys

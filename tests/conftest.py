@@ -15,6 +15,20 @@ os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_environment_restored():
+    """MLflow's ``set_tracking_uri``/``set_registry_uri`` export to the environment; a test
+    that calls them must not point the next test's profile at its database."""
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_S3_ENDPOINT_URL")
+    before = {name: os.environ.get(name) for name in names}
+    yield
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded (local) settings whose whole state lives under this test's tmp_path."""

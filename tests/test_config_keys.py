@@ -122,3 +122,15 @@ def test_databricks_tracking_with_the_unity_catalog_registry_is_accepted(monkeyp
     for k, v in {**AWS_ENV, "MLFLOW_TRACKING_URI": "databricks", "MLFLOW_REGISTRY_URI": "databricks-uc"}.items():
         monkeypatch.setenv(k, v)
     assert load_settings("aws", tmp_path).mlflow.registry_uri == "databricks-uc"
+
+
+def test_pointing_mlflow_at_one_profile_leaves_the_next_profiles_registry_as_configured(monkeypatch, tmp_path):
+    from training.registry import tracking_client
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    tracking_client(load_settings("local", tmp_path / "var"))
+    for k, v in {**AWS_ENV, "MLFLOW_TRACKING_URI": "databricks"}.items():
+        monkeypatch.setenv(k, v)
+
+    with pytest.raises(ConfigError, match=r"has no aliases"):
+        load_settings("aws", tmp_path)

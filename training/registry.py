@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import getpass
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,9 +75,27 @@ def tracking_client(settings: Settings) -> MlflowClient:
     _ensure_sqlite_folder(cfg.tracking_uri)
     registry = cfg.registry_uri or cfg.tracking_uri
     _ensure_sqlite_folder(registry)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_registry_uri(registry)
+    with _environment_kept("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        mlflow.set_tracking_uri(cfg.tracking_uri)
+        mlflow.set_registry_uri(registry)
     return MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=registry)
+
+
+@contextmanager
+def _environment_kept(*names: str) -> Iterator[None]:
+    """MLflow's setters also export their URI to the environment, where a later
+    ``load_settings`` in the same process (a notebook, a test run) would read it as that
+    profile's own ``MLFLOW_REGISTRY_URI``: one training run would redirect the next profile's
+    registry. Keep the process environment as the user set it."""
+    before = {name: os.environ.get(name) for name in names}
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def ensure_experiment(settings: Settings, client: MlflowClient, name: str | None = None) -> str:
