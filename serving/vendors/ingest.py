@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -69,11 +69,16 @@ class VendorIngest:
         data = self._decode(game, headers, body, received_at)
         if isinstance(data, Prepared):
             return data
+        mapper = self._mappers[(game, "segment")]
+        typed = segment.typed_events(mapper, data, single_type)
+        if typed is not None:
+            kept = _Later(len(typed), lambda: _AsSent(segment.parse(data, single_type)[0]))
+            return self._prepare_typed(game, typed, kept, received_at, len(data))
         try:
             raws, sent_at = segment.parse(data, single_type)
         except BodyError as exc:
             return self._unusable(game, exc, body, received_at)
-        events = segment.map_all(self._mappers[(game, "segment")], data, raws, single_type, sent_at)
+        events = segment.map_all(mapper, data, raws, single_type, sent_at)
         return self._prepare(game, events, _AsSent(raws), received_at, len(data))
 
     def snowplow_post(self, game: str, headers: Mapping[str, str], body: bytes) -> Prepared:
@@ -83,6 +88,14 @@ class VendorIngest:
         data = self._decode(game, headers, body, received_at, authenticated=False)
         if isinstance(data, Prepared):
             return data
+        mapper = self._mappers[(game, "snowplow")]
+        typed_body = snowplow.typed_app_id(data)
+        if typed_body is not None and self._snowplow_key_ok(game, {typed_body[1]}):
+            typed = snowplow.typed_events(mapper, typed_body[0])
+            if typed is not None:
+                return self._prepare_typed(
+                    game, typed, _Later(len(typed), lambda: _snowplow_kept(data)), received_at, len(data)
+                )
         try:
             raws = snowplow.parse(data)
         except BodyError as exc:
@@ -90,7 +103,6 @@ class VendorIngest:
         pairs = snowplow.all_pairs(data, raws)
         if not self._snowplow_key_ok(game, snowplow.app_ids(pairs)):
             return Prepared(401, message="send the game's ingest key as the tracker's app id (aid)")
-        mapper = self._mappers[(game, "snowplow")]
         events = [snowplow.map_event(mapper, p) if p is not None else "not a JSON object" for p in pairs]
         return self._prepare(game, events, _SnowplowKept(pairs, raws), received_at, len(data))
 
@@ -119,11 +131,16 @@ class VendorIngest:
         data = self._decode(game, headers, body, received_at)
         if isinstance(data, Prepared):
             return data
+        mapper = self._mappers[(game, "gameanalytics")]
+        typed = gameanalytics.typed_events(mapper, data)
+        if typed is not None:
+            kept = _Later(len(typed), lambda: _AsSent(gameanalytics.parse(data)))
+            return self._prepare_typed(game, typed, kept, received_at, len(data))
         try:
             raws = gameanalytics.parse(data)
         except BodyError as exc:
             return self._unusable(game, exc, body, received_at)
-        events = gameanalytics.map_all(self._mappers[(game, "gameanalytics")], data, raws)
+        events = gameanalytics.map_all(mapper, data, raws)
         return self._prepare(game, events, _AsSent(raws), received_at, len(data))
 
     # --- shared steps --------------------------------------------------------------------------
@@ -153,6 +170,15 @@ class VendorIngest:
             # as the native route does: the body as sent, or only its size and digest under a privacy setting
             letters.append(self.collector.body_letter(game, exc.reason, body, received_at, uuid.uuid4().hex))
         return Prepared(exc.status, game, dead_letters=letters, message=exc.reason)
+
+    def _prepare_typed(
+        self, game: str, events: list[Event], raw_items: Sequence[bytes], received_at: int, decoded_bytes: int
+    ) -> Prepared:
+        """A batch an adapter's typed path made ``Event`` s of, to the core as ``/v1/events``'
+        typed batches go (only times and ids checked there)."""
+        return self.collector.prepare_items(
+            game, events, received_at, raw_items, typed=True, decoded_bytes=decoded_bytes
+        )
 
     def _prepare(
         self,
@@ -218,3 +244,26 @@ class _SnowplowKept(Sequence[bytes]):
     def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
         p = self._pairs[index]
         return snowplow.kept_form(p) if p is not None else bytes(self._raws[index])
+
+
+def _snowplow_kept(data: bytes) -> _SnowplowKept:
+    raws = snowplow.parse(data)
+    return _SnowplowKept(snowplow.all_pairs(data, raws), raws)
+
+
+class _Later(Sequence[bytes]):
+    """Each vendor event's dead-letter bytes, worked out only when the first is asked for (a
+    typed batch usually has no rejected event, and then its body is parsed only once)."""
+
+    def __init__(self, size: int, make: Callable[[], Sequence[bytes]]):
+        self._size = size
+        self._make = make
+        self._items: Sequence[bytes] | None = None
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, index: int) -> bytes:  # type: ignore[override]
+        if self._items is None:
+            self._items = self._make()
+        return self._items[index]

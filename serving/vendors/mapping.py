@@ -21,13 +21,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
+import msgspec
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from features.config import conf_dir
-from features.contract import EVENT_TYPES, Platform
+from features.contract import EVENT_TYPES, EpochMs, Platform, Properties
 from features.errors import ConfigError
 
 Vendor = Literal["segment", "snowplow", "gameanalytics"]
@@ -122,6 +123,18 @@ def load_mapping(name: str, directory: Path | None = None) -> MappingFile:
         raise ConfigError("\n".join(lines)) from None
 
 
+PropertyValue: Any = get_args(get_args(Properties)[0])[1]
+"""The contract's type of one ``properties`` value (nesting bounded): the adapters' typed
+paths decode vendor fields that become properties with it, so the depth is checked in C."""
+MAX_EPOCH_MS: int = get_args(EpochMs)[1].le
+"""The contract's latest event time (year 3000)."""
+
+
+def epoch_ms_ok(value: int) -> bool:
+    """Whether an epoch-ms time is one the contract takes (0 to year 3000)."""
+    return 0 <= value <= MAX_EPOCH_MS
+
+
 _MISSING = object()
 Parts = tuple[tuple[str, int | None], ...]
 """A dotted path split once: each part with its list index (``None`` when it is not one)."""
@@ -188,17 +201,29 @@ def event_uuid(vendor: Vendor, game: str, vendor_id: str | None, raw: bytes) -> 
     return str(uuid.uuid5(ID_NAMESPACE, f"{vendor}:{game}:raw:{raw.decode('utf-8', 'replace')}"))
 
 
-def iso_ms(value: Any) -> int | None:
-    """Epoch ms of an RFC 3339 / ISO 8601 time (a ``Z`` suffix or none means UTC)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        return None
+def datetime_ms(t: datetime) -> int:
+    """Epoch ms of a time (one without an offset is UTC)."""
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1000)
+
+
+def iso_ms(value: Any) -> int | None:
+    """Epoch ms of an RFC 3339 / ISO 8601 time (a ``Z`` suffix or none means UTC).
+
+    RFC 3339 text is parsed as msgspec parses it (in C), so the adapters' typed paths, which
+    decode their time fields as ``datetime`` s, give each time the same value; other ISO 8601
+    forms (a date alone, the basic format, a decimal comma) are left to ``datetime.fromisoformat``."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        t = msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return datetime_ms(t)
 
 
 @dataclass(frozen=True)
@@ -208,6 +233,8 @@ class _Plan:
 
     event_type: str
     sources: tuple[tuple[str, PropertySource, tuple[tuple[str, Parts, str | None], ...]], ...]
+    reads_outside: bool = False
+    """Some path reads outside ``extra`` (the typed paths hand ``properties`` only ``extra``)."""
 
 
 def _consumes(path: str, extra_prefix: str) -> str | None:
@@ -222,7 +249,8 @@ def _compile(rule: Rule, extra_prefix: str) -> _Plan:
         (prop, src, tuple((path, split_path(path), _consumes(path, extra_prefix)) for path in src.from_))
         for prop, src in rule.properties.items()
     )
-    return _Plan(rule.event_type, sources)
+    outside = any(consumes is None for _, _, paths in sources for _, _, consumes in paths)
+    return _Plan(rule.event_type, sources, outside)
 
 
 _NOTHING: frozenset[str] = frozenset()
@@ -243,7 +271,7 @@ class Mapper:
         self.rules: VendorMapping = getattr(mapping, vendor)
         self._drop = frozenset(self.rules.drop)
         self._platforms = self.rules.platforms
-        self._platform_of: dict[str | None, str | None] = {}
+        self.platforms_seen: dict[str | None, str | None] = {}
         """The vendor's platform name as sent → the mapped one (``None``: none)."""
         self._plans: dict[tuple[tuple[str, ...], str], _Plan | None] = {}
 
@@ -269,6 +297,64 @@ class Mapper:
             self._plans[cache_key] = plan
         return plan
 
+    def plain(self, plan: _Plan | None) -> bool:
+        """Whether an event's ``properties`` under ``plan`` are its ``extra`` as they are (a rule
+        that reads nothing, and a mapping that drops nothing), when it has at most 64 of them."""
+        return plan is not None and not plan.sources and not self._drop
+
+    def properties(
+        self, plan: _Plan | None, name: str, fields: dict[str, Any] | None, extra: dict[str, Any]
+    ) -> dict[str, Any] | str:
+        """An event's ``properties`` by its plan (``None``: no rule), or why there are none:
+        the rule's reads from ``fields`` first, then ``extra`` less what they read and the
+        mapping drops, up to the contract's 64 keys. The adapters' typed paths call it too, so
+        both paths map alike."""
+        properties: dict[str, Any] = {}
+        consumed: set[str] | frozenset[str] = _NOTHING
+        if plan is None:
+            if self.file.unmapped == "reject":
+                return f"{self.vendor} event '{name}' has no rule in the game's vendor mapping (unmapped: reject)"
+            properties["name"] = name
+        else:
+            if plan.sources:
+                consumed = set()
+            for prop, src, paths in plan.sources:
+                for path, parts, consumes in paths:
+                    if consumes is not None:
+                        consumed.add(consumes)  # type: ignore[union-attr]
+                    value = lookup(fields, parts)
+                    if value is not _MISSING:
+                        try:
+                            properties[prop] = _convert(value, src)
+                        except (TypeError, ValueError):
+                            return f"{self.vendor} field '{path}' is not a {src.type or 'number'}: {value!r}"[:240]
+                        break
+        if extra:
+            drop = self._drop
+            for key, value in extra.items():
+                if len(properties) >= MAX_PROPERTIES:
+                    break
+                if key not in consumed and key not in drop and key not in properties:
+                    properties[key] = value
+        return properties
+
+    def platform(self, name: str | None) -> str | None:
+        """The PlayerPulse platform of the vendor's platform or OS name as sent (``None``: none)."""
+        try:
+            return self.platforms_seen[name]
+        except KeyError:
+            mapped = self._platforms.get(name.lower() if name else "") or self.file.default_platform
+            if len(self.platforms_seen) < MAX_CACHED_PLANS:  # the sender names it: a bounded cache
+                self.platforms_seen[name] = mapped
+            return mapped
+
+    def no_platform(self, name: str | None) -> str:
+        hint = f"'{name}'" if name else "none"
+        return (
+            f"{self.vendor} event names no platform the mapping knows ({hint}): add it to "
+            f"{self.vendor}.platforms or set default_platform"
+        )[:240]
+
     def event(
         self,
         plan: _Plan | None,
@@ -293,47 +379,12 @@ class Mapper:
         ``extra`` the vendor's free-form fields, copied into ``properties`` unless the rule
         reads or drops them; ``raw`` the event as sent, the seed of a derived id (only needed
         when it carries no ``event_id``). Positional and flat because it runs once per event."""
-        properties: dict[str, Any] = {}
-        consumed: set[str] | frozenset[str] = _NOTHING
-        if plan is None:
-            if self.file.unmapped == "reject":
-                return f"{self.vendor} event '{name}' has no rule in the game's vendor mapping (unmapped: reject)"
-            event_type = "custom"
-            properties["name"] = name
-        else:
-            event_type = plan.event_type
-            if plan.sources:
-                consumed = set()
-            for prop, src, paths in plan.sources:
-                for path, parts, consumes in paths:
-                    if consumes is not None:
-                        consumed.add(consumes)  # type: ignore[union-attr]
-                    value = lookup(fields, parts)
-                    if value is not _MISSING:
-                        try:
-                            properties[prop] = _convert(value, src)
-                        except (TypeError, ValueError):
-                            return f"{self.vendor} field '{path}' is not a {src.type or 'number'}: {value!r}"[:240]
-                        break
-        if extra:
-            drop = self._drop
-            for key, value in extra.items():
-                if len(properties) >= MAX_PROPERTIES:
-                    break
-                if key not in consumed and key not in drop and key not in properties:
-                    properties[key] = value
-        try:
-            mapped_platform = self._platform_of[platform]
-        except KeyError:
-            mapped_platform = self._platforms.get(platform.lower() if platform else "") or self.file.default_platform
-            if len(self._platform_of) < MAX_CACHED_PLANS:  # the sender names it: a bounded cache
-                self._platform_of[platform] = mapped_platform
+        properties = self.properties(plan, name, fields, extra)
+        if properties.__class__ is str:
+            return properties  # type: ignore[return-value]
+        mapped_platform = self.platform(platform)
         if mapped_platform is None:
-            hint = f"'{platform}'" if platform else "none"
-            return (
-                f"{self.vendor} event names no platform the mapping knows ({hint}): add it to "
-                f"{self.vendor}.platforms or set default_platform"
-            )[:240]
+            return self.no_platform(platform)
         if player_id is None:
             return f"{self.vendor} event carries no user id to use as player_id"
         if time_ms is None:
@@ -342,7 +393,7 @@ class Mapper:
             "event_id": event_id.lower()
             if event_id and len(event_id) == 36 and _is_canonical_uuid(event_id)
             else event_uuid(self.vendor, self.game, event_id, raw),
-            "event_type": event_type,
+            "event_type": plan.event_type if plan is not None else "custom",
             "player_id": player_id,
             "game_id": self.game,
             "event_time": time_ms,

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
+from features.contract import Event
 from serving.decoding import BodyError
-from serving.vendors.mapping import Mapper
+from serving.vendors.mapping import MAX_EPOCH_MS, MAX_PROPERTIES, Mapper, PropertyValue
 
 PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
 MOBILE_CONTEXT = "iglu:com.snowplowanalytics.snowplow/mobile_context/"
@@ -142,6 +144,14 @@ def kept_form(pairs: Mapping[str, Any]) -> bytes:
     return msgspec.json.encode(without_key(pairs))
 
 
+def _ue_keys(schema: str) -> tuple[tuple[str, ...], str]:
+    """The rule keys and the name of a self-describing event of ``schema``."""
+    vendor_name = schema.removeprefix("iglu:").split("/jsonschema/")[0]
+    short = vendor_name.rsplit("/", 1)[-1]
+    return (f"ue:{vendor_name}", f"ue:{short}", "ue"), vendor_name
+
+
+_OTHER_NAMES = {"pv": "page_view", "pp": "page_ping"}
 Mapped = dict[str, Any] | str
 """A mapped event (a PlayerPulse event dict), or why a tracker event could not be one."""
 
@@ -179,14 +189,11 @@ def map_event(mapper: Mapper, pairs: Mapping[str, Any], raw: bytes | None = None
         inner = envelope.get("data") if isinstance(envelope, dict) else None
         if not isinstance(inner, dict) or not isinstance(inner.get("data"), dict):
             return "a Snowplow self-describing event needs ue_pr or ue_px holding {schema, data}"
-        schema = str(inner.get("schema", ""))
-        vendor_name = schema.removeprefix("iglu:").split("/jsonschema/")[0]
-        short = vendor_name.rsplit("/", 1)[-1]
         overlay = ("data", inner["data"])
-        extra, prefix, name = inner["data"], "data", vendor_name
-        keys = (f"ue:{vendor_name}", f"ue:{short}", "ue")
+        extra, prefix = inner["data"], "data"
+        keys, name = _ue_keys(str(inner.get("schema", "")))
     else:
-        name = {"pv": "page_view", "pp": "page_ping"}.get(e, e)
+        name = _OTHER_NAMES.get(e, e)
         extra = {k: pairs[k] for k in ("url", "page", "refr") if get(k)}
         keys = (e,)
     plan = mapper.plan(keys, prefix)
@@ -215,3 +222,193 @@ def map_event(mapper: Mapper, pairs: Mapping[str, Any], raw: bytes | None = None
         str(pairs["sid"]) if get("sid") else None,
         raw=raw or b"",
     )
+
+
+# --- the typed path ------------------------------------------------------------------------------
+# A body whose every event has the shape Snowplow's trackers send (every field a string, a UUID
+# ``eid``, one app id, ``ue_pr``/``ue_px`` holding {schema, data} within the contract's nesting)
+# is decoded in one pass into these structs and each event becomes an ``Event`` with a few
+# attribute reads. Anything else makes ``typed_events`` answer ``None``, and the body takes
+# ``map_event`` event by event, which gives each its own verdict: both paths give an accepted
+# event the same ``Event``.
+
+_Id = Annotated[str, msgspec.Meta(max_length=64)]
+"""A user or session id longer than the contract takes is left to ``map_event``."""
+
+
+class _TypedPairs(msgspec.Struct):
+    eid: uuid.UUID
+    e: str | None = None
+    aid: str | None = None
+    p: str | None = None
+    uid: _Id | None = None
+    duid: _Id | None = None
+    tnuid: _Id | None = None
+    nuid: _Id | None = None
+    ttm: str | None = None
+    dtm: str | None = None
+    stm: str | None = None
+    sid: _Id | None = None
+    se_ca: str | None = None
+    se_ac: str | None = None
+    se_la: str | None = None
+    se_pr: str | None = None
+    se_va: str | None = None
+    ue_pr: str | None = None
+    ue_px: str | None = None
+    co: str | None = None
+    cx: str | None = None
+    url: str | None = None
+    page: str | None = None
+    refr: str | None = None
+
+
+class _TypedPayload(msgspec.Struct):
+    schema: str
+    data: list[_TypedPairs]
+
+
+class _UnstructInner(msgspec.Struct):
+    data: dict[str, PropertyValue]
+    schema: str = ""
+
+
+class _Unstruct(msgspec.Struct):
+    data: _UnstructInner
+
+
+_typed_payload = msgspec.json.Decoder(_TypedPayload)
+_typed_unstruct = msgspec.json.Decoder(_Unstruct)
+
+
+def typed_app_id(data: bytes) -> tuple[list[_TypedPairs], str] | None:
+    """A ``tp2`` body's events and their one app id, or ``None`` when it needs ``parse``."""
+    try:
+        doc = _typed_payload.decode(data)
+    except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
+        return None
+    if not doc.schema.startswith(PAYLOAD_SCHEMA):
+        return None
+    aids = {p.aid or "" for p in doc.data}
+    return (doc.data, aids.pop()) if len(aids) == 1 else None
+
+
+def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | None:
+    """Every event of a typed body as an ``Event``, or ``None`` when any one needs ``map_event``."""
+    game = mapper.game
+    version = mapper.file.default_app_version
+    platforms = mapper.platforms_seen
+    kinds: dict[tuple[str, str, str], Any] = {}
+    out: list[Event] = []
+    append = out.append
+    for p in events:
+        e = p.e
+        if not e:
+            return None
+        fields: dict[str, Any] | None = None
+        if e == "se":
+            category, action = p.se_ca or "", p.se_ac or ""
+            va = p.se_va
+            value = _number(va) if va is not None else None
+            extra: dict[str, Any] = {}
+            if p.se_la:
+                extra["label"] = p.se_la
+            if p.se_pr:
+                extra["property"] = p.se_pr
+            if value is not None:
+                extra["value"] = value
+            key = ("se", category, action)
+            found = kinds.get(key)
+            if found is None:
+                name = f"{category}:{action}"
+                plan = mapper.plan((f"se:{name}", f"se:{category}", "se"), "se")
+                found = kinds[key] = (plan, name, mapper.plain(plan))
+            plan, name, plain = found
+            if plan is not None and plan.sources:
+                if plan.reads_outside:
+                    return None
+                se = {"category": category} if category else {}
+                if action:
+                    se["action"] = action
+                fields = {"se": se | extra}
+        elif e == "ue":
+            text = p.ue_pr
+            if not text and p.ue_px:
+                try:
+                    text = base64.urlsafe_b64decode(p.ue_px + "=" * (-len(p.ue_px) % 4)).decode()
+                except (binascii.Error, UnicodeDecodeError, ValueError):
+                    return None
+            if not text:
+                return None
+            try:
+                inner = _typed_unstruct.decode(text).data
+            except (msgspec.DecodeError, RecursionError):
+                return None
+            extra = inner.data
+            key = ("ue", inner.schema, "")
+            found = kinds.get(key)
+            if found is None:
+                keys, name = _ue_keys(inner.schema)
+                plan = mapper.plan(keys, "data")
+                found = kinds[key] = (plan, name, mapper.plain(plan))
+            plan, name, plain = found
+            if plan is not None and plan.sources:
+                if plan.reads_outside:
+                    return None
+                fields = {"data": extra}
+        else:
+            extra = {}
+            if p.url:
+                extra["url"] = p.url
+            if p.page:
+                extra["page"] = p.page
+            if p.refr:
+                extra["refr"] = p.refr
+            key = (e, "", "")
+            found = kinds.get(key)
+            if found is None:
+                plan = mapper.plan((e,), "")
+                found = kinds[key] = (plan, _OTHER_NAMES.get(e, e), mapper.plain(plan))
+            plan, name, plain = found
+            if plan is not None and plan.sources:  # its paths read the whole event
+                return None
+        if plain and len(extra) <= MAX_PROPERTIES:
+            properties = extra
+        else:
+            properties = mapper.properties(plan, name, fields, extra)
+            if properties.__class__ is str:
+                return None
+        sent_as = p.p or ""
+        if sent_as == "mob":
+            sent_as = _mobile_os({"co": p.co, "cx": p.cx}) or sent_as
+        platform = platforms.get(sent_as or None) or mapper.platform(sent_as or None)
+        if platform is None:
+            return None
+        player = p.uid or p.duid or p.tnuid or p.nuid
+        if not player:
+            return None
+        t = _int(p.ttm) if p.ttm is not None else None
+        if not t:
+            t = _int(p.dtm) if p.dtm is not None else None
+        if not t or t < 0 or t > MAX_EPOCH_MS:
+            return None
+        sent = _int(p.stm) if p.stm is not None else None
+        if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
+            return None
+        append(
+            Event(
+                p.eid,
+                plan.event_type if plan is not None else "custom",
+                player,
+                game,
+                t,
+                platform,
+                version,
+                1,
+                sent,
+                None,
+                p.sid or None,
+                properties,
+            )
+        )
+    return out
