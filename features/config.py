@@ -28,6 +28,7 @@ from pydantic import (
 
 from features.data_policy import DataPolicyConfig
 from features.errors import ConfigError
+from features.monitoring_config import AlertsConfig, PredictionLogConfig
 from features.pseudonyms import PseudonymiseConfig
 
 ENV_VAR = "PLAYERPULSE_ENV"
@@ -400,6 +401,8 @@ class ServingConfig(_Strict):
     keep_alive_timeout_s: float = Field(5.0, gt=0)
     """Idle keep-alive connections are closed after this many seconds."""
     metrics: MetricsAccessConfig = MetricsAccessConfig(port=9464)
+    prediction_log: PredictionLogConfig = PredictionLogConfig()
+    """A bounded sample of predictions (features, score, version, fallback reason)."""
 
 
 GAME_ID_PATTERN = r"^[A-Za-z0-9_.\-]{1,32}$"
@@ -483,6 +486,8 @@ class Settings(_Strict):
     upkeep: UpkeepConfig = UpkeepConfig()
     stream_autoscaling: StreamAutoscalingConfig = StreamAutoscalingConfig()
     serving: ServingConfig = ServingConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    """Thresholds of ``playerpulse report ... --check`` (``features.monitoring_config``)."""
     models_dir: str
     """Folder of model declarations (``NAME.yaml``), owned by data scientists."""
 

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from features.contract import corrected_event_time_ms, now_ms
 from features.definitions import FeatureSet, feature_set
+from features.latency import hop_latencies
 from features.online import OnlineStore, PlayerKey, Profile, open_online_store
 from features.profile_state import ProfileState
 from pipelines.erasure_list import player_digest
@@ -49,7 +50,10 @@ EVENT_FIELDS: tuple[str, ...] = (
 )
 """Columns of a stream row the fold needs (``STREAM_EVENT_DDL`` names)."""
 
-STATS_DDL = "players INT, events_applied INT, duplicates INT, quarantined INT, replayed INT, latency_ms ARRAY<DOUBLE>"
+STATS_DDL = (
+    "players INT, events_applied INT, duplicates INT, quarantined INT, replayed INT, latency_ms ARRAY<DOUBLE>, "
+    "hops MAP<STRING, ARRAY<DOUBLE>>"
+)
 """Spark schema of what ``update_partition`` returns: one small row per Arrow batch."""
 
 _props = msgspec.json.Decoder(dict[str, Any])
@@ -98,6 +102,8 @@ class UpdateStats:
     """Events of stream records already folded into the profile (a replayed micro-batch)."""
     latency_ms: list[float] = field(default_factory=list)
     """Per written profile: ``profile_written_at - received_at`` of its newest event."""
+    hops: dict[str, list[float]] = field(default_factory=dict)
+    """Per written profile, each hop's latency (``features.latency.HOPS``) of its newest event."""
 
     def add(self, other: UpdateStats) -> None:
         self.players += other.players
@@ -106,6 +112,8 @@ class UpdateStats:
         self.quarantined += other.quarantined
         self.replayed += other.replayed
         self.latency_ms.extend(other.latency_ms)
+        for hop, values in other.hops.items():
+            self.hops.setdefault(hop, []).extend(values)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,7 +123,8 @@ class UpdateStats:
         """Sum rows shaped like ``STATS_DDL`` (what the driver collects from the executors)."""
         total = cls()
         for row in rows:
-            total.add(cls(**{**row, "latency_ms": list(row.get("latency_ms") or [])}))
+            hops = {hop: list(v or []) for hop, v in dict(row.get("hops") or {}).items()}
+            total.add(cls(**{**row, "latency_ms": list(row.get("latency_ms") or []), "hops": hops}))
         return total
 
 
@@ -206,6 +215,8 @@ def fold_player(
         timestamps={
             # the skew-corrected time: on the server clock, like every later hop
             "event_time": newest_time,
+            # the device's clock, as sent (when it was): it travels on, but only event_time is corrected
+            **({"sent_at": newest["sent_at"]} if newest.get("sent_at") is not None else {}),
             "received_at": newest["received_at"],
             "stream_at": newest.get("stream_at") or newest["received_at"],
             "processed_at": now,
@@ -238,6 +249,8 @@ def update_players(
         written = p.timestamps.get("profile_written_at")
         if written is not None:
             stats.latency_ms.append(float(written - p.timestamps["received_at"]))
+        for hop, ms in hop_latencies(p.timestamps).items():
+            stats.hops.setdefault(hop, []).append(ms)
     return stats
 
 
@@ -252,6 +265,7 @@ def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> I
             ("quarantined", pa.int32()),
             ("replayed", pa.int32()),
             ("latency_ms", pa.list_(pa.float64())),
+            ("hops", pa.map_(pa.string(), pa.list_(pa.float64()))),
         ]
     )
     store = ctx.open_store()
@@ -259,7 +273,8 @@ def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> I
         for batch in batches:
             players = [((r["game_id"], r["player_id"]), r["events"]) for r in batch.to_pylist()]
             stats = update_players(store, players, ctx)
-            yield pa.RecordBatch.from_pylist([stats.to_dict()], schema=schema)
+            row = {**stats.to_dict(), "hops": list(stats.hops.items())}
+            yield pa.RecordBatch.from_pylist([row], schema=schema)
     finally:
         store.close()
 
@@ -275,6 +290,16 @@ def thin(samples: Sequence[float], cap: int) -> list[float]:
 
 
 def stats_line(batch_id: int, stats: UpdateStats, batch_ms: float, at_ms: int, max_samples: int = 2000) -> str:
-    """One JSONL record of a micro-batch for ``reports/latency``."""
-    record = {**stats.to_dict(), "latency_ms": thin(stats.latency_ms, max_samples)}
-    return json.dumps({"batch": batch_id, "at": at_ms, "batch_ms": round(batch_ms, 1), **record})
+    """One JSONL record of a micro-batch for ``reports/latency``: its counts, duration, a bounded
+    sample of each hop's latencies and its iterator age (the stream hop of its longest-waiting
+    profile: how far behind the stream this batch ran, the backlog as Kinesis measures it)."""
+    record = {
+        **stats.to_dict(),
+        "latency_ms": thin(stats.latency_ms, max_samples),
+        "hops": {hop: thin(v, max_samples) for hop, v in sorted(stats.hops.items())},
+    }
+    stream_hop = stats.hops.get("stream")
+    age = max(stream_hop) if stream_hop else None
+    return json.dumps(
+        {"batch": batch_id, "at": at_ms, "batch_ms": round(batch_ms, 1), "iterator_age_ms": age, **record}
+    )

@@ -98,6 +98,8 @@ class Prepared:
     bytes_out: int = 0
     retry_after: int | None = None
     """Seconds for the ``Retry-After`` of a 429 (the key's rate limit)."""
+    received_at: int | None = None
+    """When the request arrived (epoch ms): the start of the collector hop."""
 
     def body(self) -> dict[str, Any]:
         if self.status == 202:
@@ -263,7 +265,7 @@ class Collector:
             if wait > 0:
                 return rate_limited(game, wait)
         privacy = self.privacy.for_game(game)
-        out = Prepared(202, game, decoded_bytes=decoded_bytes, events_in=len(items))
+        out = Prepared(202, game, decoded_bytes=decoded_bytes, events_in=len(items), received_at=received_at)
         by_player: dict[str, list[Event]] = {}
         late_or_early = self._typed_rejections(items, received_at, rejected) if typed else {}
         check = self.validator.check

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from features.latency import hop_latencies
+
 
 class ServingMetrics:
     def __init__(self) -> None:
@@ -40,6 +42,27 @@ class ServingMetrics:
             buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500),
             registry=r,
         )
+        self.hops = Histogram(
+            "playerpulse_hop_seconds",
+            "Latency of each hop an event passes (features.latency.HOPS): collector for every ingest "
+            "request (received to durable on the stream), the others from the profile a prediction read",
+            ["hop"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+            registry=r,
+        )
+        self.prediction_log_dropped = Counter(
+            "playerpulse_prediction_log_dropped",
+            "Sampled predictions the prediction log dropped (its queue was full, or a write failed)",
+            registry=r,
+        )
         self.predictions = Counter(
             "playerpulse_predictions", "Predictions served, by model and fallback", ["model", "fallback"], registry=r
         )
+
+    def observe_served_hops(self, timestamps: dict[str, int]) -> None:
+        """Each hop of the profile behind one answered prediction, up to its ``served_at``; the
+        collector hop is left to the ingest route, which sees every request rather than the
+        newest event of each profile read."""
+        for hop, ms in hop_latencies(timestamps).items():
+            if hop != "collector":
+                self.hops.labels(hop).observe(max(ms, 0.0) / 1000)

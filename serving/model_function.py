@@ -18,9 +18,7 @@ request id as correlation id; metrics are CloudWatch embedded-metric-format line
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +39,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric  # noqa: E40
 
 from features.config import Settings, load_settings  # noqa: E402
 from features.errors import ConfigError, ModelNotFound, PlayerPulseError  # noqa: E402
+from features.latency import hop_latencies  # noqa: E402
 from features.model_config import ModelConfig, load_model_config, parse_model_config  # noqa: E402
 from features.online import OnlineStore, open_online_store  # noqa: E402
 from features.pseudonyms import GamePseudonyms  # noqa: E402
@@ -59,11 +58,6 @@ from serving.requests import (  # noqa: E402
     player_id_ok,
     profile_body,
 )
-
-if importlib.util.find_spec("pandas") is None:
-    # xgboost's inplace_predict tries `import pandas` on every call to test the input's type;
-    # the package ships no pandas, and a failed import is not cached: make it fail at once.
-    sys.modules["pandas"] = None  # type: ignore[assignment]
 
 IMPORT_MS = (time.perf_counter() - _INIT_STARTED) * 1000
 """How long this module's imports took (the first part of a cold start)."""
@@ -191,11 +185,26 @@ def predict(model: str) -> Response:
         return _error(404, NO_MODEL)
     out = predict_for(rt.predictor, rt.pseudonyms, model, game, body.player_id, body.context)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
+    emit_hops(model, out.get("timestamps") or {})
     if out["fallback"]:
         with single_metric(name="Fallbacks", unit=MetricUnit.Count, value=1, namespace=NAMESPACE) as m:
             m.add_dimension(name="model", value=model)
             m.add_dimension(name="reason", value=str(out.get("reason")))
     return _json(200, out)
+
+
+def emit_hops(model: str, timestamps: dict[str, int]) -> None:
+    """One ``HopLatency`` EMF metric (ms, dimensions model and hop) per hop of the profile the
+    prediction read, up to its ``served_at``: the Lambda counterpart of the gateway's
+    ``playerpulse_hop_seconds`` histogram, which CloudWatch turns into percentiles."""
+    for hop, ms in hop_latencies(timestamps).items():
+        if hop == "collector":  # the collector's own function measures it for every request
+            continue
+        with single_metric(
+            name="HopLatency", unit=MetricUnit.Milliseconds, value=max(ms, 0.0), namespace=NAMESPACE
+        ) as m:
+            m.add_dimension(name="model", value=model)
+            m.add_dimension(name="hop", value=hop)
 
 
 @router.get("/healthz")

@@ -30,15 +30,18 @@ from features.config import Settings
 from features.contract import now_ms
 from features.definitions import FEATURE_SETS
 from features.errors import ModelNotFound, OnlineStoreError, OnlineStoreTimeout
+from features.latency import HOP_STAMPS
 from features.model_config import ModelConfig, load_model_config
 from features.online import OnlineStore
 from features.profile_state import ProfileState
 from serving.logsafe import digest_for_log
 from serving.models import CHALLENGER, CHAMPION, ChampionCache, ChampionModel
+from serving.prediction_log import PredictionLog
 
 log = logging.getLogger(__name__)
 
-PROFILE_HOPS = ("event_time", "received_at", "stream_at", "processed_at", "profile_written_at")
+PROFILE_HOPS = tuple(stamp for stamp in HOP_STAMPS if stamp != "served_at")
+"""The hop timestamps a profile carries (``features.latency``); serving adds ``served_at``."""
 FALLBACK_REASONS = ("store_timeout", "store_error", "no_profile", "no_champion", "model_error")
 
 
@@ -62,6 +65,7 @@ class Predictor:
         champions: Champions | None = None,
         clock_ms: Callable[[], int] = now_ms,
         configs: Mapping[str, ModelConfig] | None = None,
+        prediction_log: PredictionLog | None = None,
     ):
         self.settings = settings
         self.store = online_store
@@ -69,6 +73,8 @@ class Predictor:
         self._clock_ms = clock_ms
         self._configs: dict[str, ModelConfig] = dict(configs or {})
         self._lock = threading.Lock()
+        self.prediction_log = prediction_log
+        """Where a sample of predictions goes (``serving.prediction_log``); ``None``: nowhere."""
 
     def config(self, model: str) -> ModelConfig:
         """The declaration of ``model``, read once per process; ``ModelNotFound`` if undeclared."""
@@ -114,7 +120,8 @@ class Predictor:
         if challenger is not None and split and challenger_bucket(game_id, player_id) < cfg.serving.challenger.share:
             answering = challenger
         try:
-            score = self._score(answering, cfg, profile.state, as_of)
+            features = self._features(answering, cfg, profile.state, as_of)
+            score = answering.predict_proba(features)
         except Exception:
             log.exception("model %s v%d failed to score", model, answering.version)
             return self._fallback(cfg, game_id, player_id, answering.version, "model_error", hops)
@@ -129,7 +136,7 @@ class Predictor:
             "prediction %s",
             {**record, "game": game_id, "player": digest_for_log(player_id), "score": round(score, 6)},
         )
-        return {
+        out = {
             "model": model,
             "version": answering.version,
             "player_id": player_id,
@@ -137,6 +144,10 @@ class Predictor:
             "fallback": False,
             "timestamps": {**hops, "features_as_of": as_of, "served_at": self._clock_ms()},
         }
+        if self.prediction_log is not None:
+            versions = {k: record.get(k) for k in ("champion", "challenger", "challenger_score")}
+            self.prediction_log.offer({**log_record(out, game_id, player_id, features), **versions})
+        return out
 
     def _challenger(self, cfg: ModelConfig) -> ChampionModel | None:
         """The challenger when the YAML gives it traffic and the alias exists; else ``None``."""
@@ -152,10 +163,14 @@ class Predictor:
             return None
 
     @staticmethod
-    def _score(model: ChampionModel, cfg: ModelConfig, state: dict[str, Any], as_of: int) -> float:
+    def _features(model: ChampionModel, cfg: ModelConfig, state: dict[str, Any], as_of: int) -> dict[str, Any]:
         # The features of the set the version was trained on, even if the config moved on.
         fs = FEATURE_SETS.get(model.feature_set, cfg.fs)
-        return model.predict_proba(ProfileState.from_dict(state).features(fs, as_of))
+        return ProfileState.from_dict(state).features(fs, as_of)
+
+    @classmethod
+    def _score(cls, model: ChampionModel, cfg: ModelConfig, state: dict[str, Any], as_of: int) -> float:
+        return model.predict_proba(cls._features(model, cfg, state, as_of))
 
     def _fallback(
         self, cfg: ModelConfig, game_id: str, player_id: str, version: int | None, reason: str, hops: dict[str, int]
@@ -163,7 +178,7 @@ class Predictor:
         log.info(
             "fallback %s", {"model": cfg.name, "game": game_id, "player": digest_for_log(player_id), "reason": reason}
         )
-        return {
+        out = {
             "model": cfg.name,
             "version": version,
             "player_id": player_id,
@@ -172,3 +187,26 @@ class Predictor:
             "reason": reason,
             "timestamps": {**hops, "served_at": self._clock_ms()},
         }
+        if self.prediction_log is not None:
+            self.prediction_log.offer(log_record(out, game_id, player_id, None))
+        return out
+
+
+def log_record(out: dict[str, Any], game_id: str, player_id: str, features: dict[str, Any] | None) -> dict[str, Any]:
+    """The prediction log's record of one answer: what it scored and said, the player as a
+    digest of the stored (pseudonymous, where configured) id, never the id itself."""
+    return {
+        "served_at": out["timestamps"]["served_at"],
+        "model": out["model"],
+        "version": out["version"],
+        "game_id": game_id,
+        "player_key": digest_for_log(player_id),
+        "score": out["prediction"].get("score"),
+        "fallback": out["fallback"],
+        "reason": out.get("reason"),
+        "features": features,
+        "timestamps": {k: v for k, v in out["timestamps"].items() if k in HOP_STAMPS},
+        "champion": None,
+        "challenger": None,
+        "challenger_score": None,
+    }

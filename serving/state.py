@@ -18,6 +18,7 @@ from fastapi import Depends
 from starlette.requests import Request
 
 from features.config import Settings
+from features.contract import now_ms
 from features.deadletter import DeadLetterStore, open_dead_letter_store
 from features.errors import StreamUnavailable
 from features.online import OnlineStore, open_online_store
@@ -25,6 +26,7 @@ from features.streams import Stream, open_stream
 from serving.auth import BearerKeys, GameKeys
 from serving.collector import Collector, Prepared, reason_kind, stream_unavailable
 from serving.metrics import ServingMetrics
+from serving.prediction_log import PredictionLog, log_folder
 from serving.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
@@ -39,6 +41,7 @@ class ServingState:
     dead_letters: DeadLetterStore | None = None
     online: OnlineStore | None = None
     writer: GroupCommitWriter | None = None
+    prediction_log: PredictionLog | None = None
     _predictor: Predictor | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -74,6 +77,13 @@ class ServingState:
             self.settings.collector.group_commit_max_wait_ms,
             on_commit=lambda recs: self.metrics.commit_records.observe(len(recs)),
         )
+        self.prediction_log = PredictionLog(
+            self.settings.serving.prediction_log,
+            log_folder(self.settings.reports_location),
+            endpoint_url=self.settings.lake.endpoint_url,
+            region=self.settings.lake.region,
+            on_drop=self.metrics.prediction_log_dropped.inc,
+        )
 
     async def commit(self, prepared: Prepared) -> Prepared:
         """Make a prepared request durable (dead letters, then records) and count it: what every
@@ -88,6 +98,8 @@ class ServingState:
             return stream_unavailable(exc)
         if prepared.status == 202:
             m = self.metrics
+            if prepared.records and prepared.received_at is not None:  # durable now: the collector hop
+                m.hops.labels("collector").observe(max(now_ms() - prepared.received_at, 0) / 1000)
             m.accepted.labels(prepared.game or "").inc(prepared.accepted)
             m.batch_events.observe(prepared.events_in)
             m.bytes_decoded.inc(prepared.decoded_bytes)
@@ -100,6 +112,8 @@ class ServingState:
         self._decode_pool.shutdown(wait=False, cancel_futures=True)
         if self.writer is not None:
             await self.writer.stop()
+        if self.prediction_log is not None:
+            await asyncio.to_thread(self.prediction_log.close)
         for resource in (self.stream, self.dead_letters, self.online):
             if resource is not None:
                 resource.close()
@@ -132,7 +146,7 @@ class ServingState:
                 from serving.predict import Predictor
 
                 assert self.online is not None, "the app's lifespan opens the online store"
-                self._predictor = Predictor(self.settings, self.online)
+                self._predictor = Predictor(self.settings, self.online, prediction_log=self.prediction_log)
             return self._predictor
 
 

@@ -171,6 +171,22 @@ def test_metrics_count_accepted_and_rejected_by_reason(client):
     assert 'playerpulse_events_rejected_total{reason="invalid_event_type"} 1.0' in text
 
 
+def test_metrics_time_the_collector_hop_of_every_accepted_request(client):
+    post(client, json.dumps([event()]).encode())
+    post(client, json.dumps([event()]).encode())
+    text = client.get("/metrics", headers={"Authorization": f"Bearer {DEVELOPMENT_KEYS['metrics']}"}).text
+    assert 'playerpulse_hop_seconds_count{hop="collector"} 2.0' in text
+
+
+def test_a_record_is_stamped_by_the_stream_after_the_collectors_own_stamp(client, settings):
+    post(client, json.dumps([event("p3")]).encode())
+    with open_stream(settings.stream) as s:
+        (record,) = s.read_all()
+    collectors_stamp, (decoded,) = decode_batch(record.data)
+    assert record.stream_at is not None
+    assert decoded["received_at"] <= collectors_stamp <= record.stream_at
+
+
 def test_openapi_document_describes_every_route_and_the_event_contract(client):
     doc = client.get("/openapi.json").json()
     assert {

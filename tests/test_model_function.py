@@ -97,6 +97,27 @@ def test_an_http_api_predict_answers_from_the_packaged_champion(runtime):
     assert 0.0 <= body["prediction"]["score"] <= 1.0
 
 
+def test_a_prediction_emits_each_hop_of_the_profile_it_read_as_an_emf_metric(runtime, capsys):
+    stamps = {"event_time": 1_000, "received_at": 1_300, "stream_at": 1_310, "processed_at": 1_500}
+    runtime.store.put(
+        [Profile(game_id="demo", player_id="p1", version=2, as_of=1, features={}, state={}, timestamps=stamps)]
+    )
+    capsys.readouterr()
+
+    status, body = call(event("http_api_predict.json"))
+
+    written = body["timestamps"]["profile_written_at"]
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"HopLatency"' in line]
+    hops = {b["hop"]: b["HopLatency"] for b in blobs}  # EMF values come as lists
+    assert status == 200 and {b["model"] for b in blobs} == {"store_offer"}
+    assert hops == {
+        "device": [300.0],
+        "stream": [190.0],
+        "profile_write": [float(written - 1_500)],
+        "serve": [float(body["timestamps"]["served_at"] - written)],
+    }
+
+
 def test_a_rest_api_predict_answers_the_same(runtime):
     assert call(event("rest_api_predict.json"))[0] == 200
 

@@ -82,6 +82,7 @@ def test_timestamps_are_those_of_the_most_recently_received_event(settings: Sett
     assert profile is not None
     assert profile.timestamps == {
         "event_time": NOW - 5000 + 3900,
+        "sent_at": NOW - 4000,
         "received_at": NOW - 100,
         "stream_at": NOW - 95,
         "processed_at": NOW,
@@ -160,12 +161,34 @@ def test_one_games_seen_event_id_is_no_duplicate_for_another_games_player(settin
     assert (stats.events_applied, stats.duplicates) == (2, 0)
 
 
+def test_update_players_samples_each_hop_of_every_written_profiles_newest_event(settings: Settings) -> None:
+    store = open_online_store(settings.online_store)
+    players = [(P1, [row(t=NOW - 61_000, sent_at=NOW - 2_000, received_at=NOW - 1000, position=1)])]
+
+    stats = update_players(store, players, ctx(settings), clock=lambda: NOW)
+
+    written = store.get(*P1).timestamps["profile_written_at"]  # type: ignore[union-attr]
+    assert stats.hops["device"] == [59_000.0]  # sent_at - event_time on the device's clock
+    assert stats.hops["collector"] == [5.0]
+    assert stats.hops["stream"] == [995.0]  # processed at NOW, on the stream since NOW - 995
+    assert stats.hops["profile_write"] == [float(written - NOW)]
+    assert "serve" not in stats.hops
+
+
 def test_stats_rows_from_the_executors_add_up() -> None:
     rows = [
         {"players": 2, "events_applied": 5, "duplicates": 1, "quarantined": 0, "replayed": 0, "latency_ms": [3.0]},
         {"players": 1, "events_applied": 1, "duplicates": 0, "quarantined": 2, "replayed": 4, "latency_ms": None},
+        {
+            "players": 0,
+            "events_applied": 0,
+            "duplicates": 0,
+            "quarantined": 0,
+            "replayed": 0,
+            "hops": {"stream": [7.0]},
+        },
     ]
-    assert UpdateStats.combine(rows) == UpdateStats(3, 6, 1, 2, 4, [3.0])
+    assert UpdateStats.combine(rows) == UpdateStats(3, 6, 1, 2, 4, [3.0], {"stream": [7.0]})
 
 
 def test_a_big_batch_keeps_its_latency_percentiles_in_a_bounded_sample() -> None:

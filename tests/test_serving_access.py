@@ -15,9 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from features.config import DEVELOPMENT_KEYS, Settings, hash_api_key
+from features.errors import ModelNotFound
 from features.online import Profile, open_online_store
 from serving.app import create_app
 from serving.auth import GameKeys
+from serving.predict import Predictor
 from tests_support import call_asgi
 
 INGEST = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['ingest']}"}
@@ -201,3 +203,49 @@ def test_several_keys_per_role_are_live_at_once_so_a_key_rotates_with_overlap(se
     keys = GameKeys({"demo": demo})
     assert keys.game_for(f"Bearer {old}", "serve") == keys.game_for(f"Bearer {new}", "serve") == "demo"
     assert keys.game_for(f"Bearer {old}", "ingest") is None
+
+
+class NoChampions:
+    """A registry with no champion yet: the prediction falls back, with the profile's hops."""
+
+    def get(self, name: str, alias: str = "champion"):
+        raise ModelNotFound(f"no {alias} of {name}")
+
+
+def test_a_prediction_times_the_hops_of_the_profile_it_read(client, settings):
+    stamps = {"event_time": 1_000, "received_at": 1_200, "stream_at": 1_210, "processed_at": 1_500}
+    with open_online_store(settings.online_store) as store:
+        store.put(
+            [Profile(game_id="demo", player_id="p9", version=1, as_of=1, features={}, state={}, timestamps=stamps)]
+        )
+
+    state = client.app.state.serving
+    state._predictor = Predictor(state.settings, state.online, champions=NoChampions())  # no registry to start
+    r = client.post("/v1/models/store_offer/predict", json={"player_id": "p9"}, headers=SERVE)
+
+    text = client.get("/metrics", headers=METRICS).text
+    assert r.status_code == 200 and "served_at" in r.json()["timestamps"]
+    for hop in ("device", "stream", "profile_write", "serve"):
+        assert f'playerpulse_hop_seconds_count{{hop="{hop}"}} 1.0' in text
+    assert 'playerpulse_hop_seconds_bucket{hop="device",le="0.25"} 1.0' in text  # 200 ms
+    assert 'playerpulse_hop_seconds_bucket{hop="device",le="0.1"} 0.0' in text
+
+
+def test_the_gateway_logs_a_sample_of_predictions_beside_the_lake(settings, monkeypatch):
+    from serving.prediction_log import log_folder, read_log
+
+    monkeypatch.setattr("serving.predict.ChampionCache", lambda _settings: NoChampions())
+    logged = settings.model_copy(
+        update={
+            "serving": settings.serving.model_copy(
+                update={"prediction_log": settings.serving.prediction_log.model_copy(update={"sample_rate": 1.0})}
+            )
+        }
+    )
+    put_profile(logged, "demo", "p9", 1)
+    with TestClient(create_app(logged)) as c:
+        r = c.post("/v1/models/store_offer/predict", json={"player_id": "p9"}, headers=SERVE)
+
+    (record,) = read_log(log_folder(logged.reports_location))  # written at shutdown at the latest
+    assert r.status_code == 200
+    assert (record["model"], record["reason"]) == ("store_offer", "no_champion")

@@ -242,3 +242,17 @@ def test_read_all_replays_every_record_of_every_shard(stream: Stream) -> None:
     records = _records(["a", "b", "c"], 3)
     stream.put(records)
     assert sorted(r.data for r in stream.read_all()) == sorted(r.data for r in records)
+
+
+def test_every_record_read_carries_the_streams_own_stamp_of_its_durable_write(stream: Stream) -> None:
+    import time
+
+    before = int(time.time() * 1000)
+    stream.put(_records(["a", "b"], 2))
+    after = int(time.time() * 1000)
+
+    stamps = [r.stream_at for r in _read_all(stream)]
+
+    # Kinesis' ApproximateArrivalTimestamp is approximate: a second either side
+    assert len(stamps) == 4
+    assert all(s is not None and before - 1000 <= s <= after + 1000 for s in stamps)

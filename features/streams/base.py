@@ -21,6 +21,10 @@ class ReadRecord:
     position: str
     """Position within the shard; positions of one shard compare as integers."""
     data: bytes
+    stream_at: int | None = None
+    """Epoch ms at which the stream holds the record durably, by the stream's own stamp (taken
+    after the write: SQLite's commit, Kinesis' ``ApproximateArrivalTimestamp``); ``None`` when
+    the backend has none, and readers then use the collector's stamp inside the record."""
 
 
 class Stream(ABC):

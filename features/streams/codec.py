@@ -7,7 +7,9 @@ Two record versions exist, and readers get the same normalised dicts from both:
    and normalised by ``decode_batch`` on the reading side.
 
 Compressing a whole batch per record is the cost lever on Kinesis (fewer, fuller 25 KB PUT
-payload units) and on disk. ``stream_at`` is stamped once per record, when it is put.
+payload units) and on disk. The ``stream_at`` inside a record is the collector's, stamped just
+before the put; readers prefer the stream's own stamp after the durable write
+(``ReadRecord.stream_at``) and use this one only for a backend that has none.
 """
 
 from __future__ import annotations

@@ -219,7 +219,7 @@ class KinesisStream(Stream):
             args.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
         return str(self._client.get_shard_iterator(**args)["ShardIterator"])
 
-    def _scan(self, shard: str, after: str | None, page: int) -> Iterator[tuple[str, bytes]]:
+    def _scan(self, shard: str, after: str | None, page: int) -> Iterator[tuple[str, bytes, int | None]]:
         """Records after ``after`` to the current end of the shard, fetched ``page`` at a time."""
         iterator: str | None = self._iterator(shard, after)
         last = after
@@ -231,7 +231,7 @@ class KinesisStream(Stream):
                 continue
             for rec in resp["Records"]:
                 last = str(rec["SequenceNumber"])
-                yield last, bytes(rec["Data"])
+                yield last, bytes(rec["Data"]), _arrival_ms(rec)
             if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
                 return
             iterator = resp.get("NextShardIterator")  # None once a closed shard is fully read
@@ -243,10 +243,10 @@ class KinesisStream(Stream):
         page = min(limit or _GET_RECORDS_LIMIT, _GET_RECORDS_LIMIT)
         out: list[ReadRecord] = []
         try:
-            for position, data in self._scan(shard, after, page):
+            for position, data, arrived in self._scan(shard, after, page):
                 if int(position) > stop:
                     break
-                out.append(ReadRecord(shard, position, data))
+                out.append(ReadRecord(shard, position, data, arrived))
                 if int(position) == stop or (limit is not None and len(out) >= limit):
                     break
         except (BotoCoreError, ClientError) as exc:
@@ -259,7 +259,7 @@ class KinesisStream(Stream):
         if count <= 0:
             return last
         try:
-            for n, (position, _) in enumerate(self._scan(shard, after, min(count, _GET_RECORDS_LIMIT)), 1):
+            for n, (position, _, _) in enumerate(self._scan(shard, after, min(count, _GET_RECORDS_LIMIT)), 1):
                 last = position
                 if n >= count:
                     break
@@ -314,3 +314,9 @@ class KinesisStream(Stream):
 
     def close(self) -> None:
         self._client.close()
+
+
+def _arrival_ms(record: dict[str, Any]) -> int | None:
+    """``ApproximateArrivalTimestamp`` (when Kinesis accepted the record) as epoch ms."""
+    arrived = record.get("ApproximateArrivalTimestamp")
+    return int(arrived.timestamp() * 1000) if arrived is not None else None

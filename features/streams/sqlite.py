@@ -1,8 +1,16 @@
-"""Embedded stream on one SQLite file: WAL mode, fsync on commit, one row per record."""
+"""Embedded stream on one SQLite file: WAL mode, fsync on commit, one row per record.
+
+Each record's ``stream_at`` is stamped after its commit returned (the record is durable by
+then): a second, small transaction without its own fsync sets it on the rows just written. It is
+made durable by the next fsynced commit; after a crash in between, the column stays ``NULL``
+and readers fall back to the collector's stamp inside the record.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Sequence
 
@@ -16,7 +24,8 @@ CREATE TABLE IF NOT EXISTS records (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     shard INTEGER NOT NULL,
     partition_key TEXT NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    stream_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_by_shard ON records (shard, seq);
 """
@@ -33,6 +42,9 @@ class SqliteStream(Stream):
     def __init__(self, config: SqliteStreamConfig):
         self.config = config
         self._db = ThreadLocalSqlite(config.path, "FULL", timeout_s=config.busy_timeout_ms / 1000, schema=_SCHEMA)
+        columns = {row[1] for row in self._db.conn.execute("PRAGMA table_info(records)")}
+        if "stream_at" not in columns:  # a stream file made before records carried the stamp
+            self._db.conn.execute("ALTER TABLE records ADD COLUMN stream_at INTEGER")
 
     def put(self, records: Sequence[StreamRecord]) -> None:
         if not records:
@@ -42,13 +54,27 @@ class SqliteStream(Stream):
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany("INSERT INTO records (shard, partition_key, data) VALUES (?, ?, ?)", rows)
+                cur = conn.executemany("INSERT INTO records (shard, partition_key, data) VALUES (?, ?, ?)", rows)
+                last = conn.execute("SELECT last_insert_rowid()").fetchone()[0]
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StreamUnavailable(f"the SQLite stream at {self.config.path} could not take the batch: {exc}") from exc
+        self._stamp(last - cur.rowcount, last)
+
+    def _stamp(self, after: int, upto: int) -> None:
+        """Set ``stream_at`` of rows ``(after, upto]`` (one put, contiguous under its write
+        lock) to now, after their commit; a failure only costs the stamp, never the records."""
+        conn = self._db.conn
+        now = int(time.time() * 1000)
+        try:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA synchronous=OFF")
+                conn.execute("UPDATE records SET stream_at = ? WHERE seq > ? AND seq <= ?", (now, after, upto))
+        finally:
+            conn.execute(f"PRAGMA synchronous={self._db.synchronous}")
 
     def shards(self) -> list[str]:
         return [str(i) for i in range(self.config.shards)]
@@ -65,12 +91,12 @@ class SqliteStream(Stream):
         return str(row[0]) if row and row[0] is not None else after
 
     def read(self, shard: str, after: str | None, upto: str, limit: int | None = None) -> list[ReadRecord]:
-        sql = "SELECT seq, data FROM records WHERE shard = ? AND seq > ? AND seq <= ? ORDER BY seq"
+        sql = "SELECT seq, data, stream_at FROM records WHERE shard = ? AND seq > ? AND seq <= ? ORDER BY seq"
         args: tuple[object, ...] = (int(shard), int(after) if after is not None else 0, int(upto))
         if limit is not None:
             sql += " LIMIT ?"
             args = (*args, limit)
-        return [ReadRecord(shard, str(seq), bytes(data)) for seq, data in self._db.conn.execute(sql, args)]
+        return [ReadRecord(shard, str(seq), bytes(data), at) for seq, data, at in self._db.conn.execute(sql, args)]
 
     def rewrite(self, partition_key: str, transform: Callable[[bytes], bytes | None]) -> tuple[int, int]:
         """Replace each record of ``partition_key`` by ``transform(data)``: new bytes are written
