@@ -247,7 +247,7 @@ def bench_in_process(settings: Settings, player_ids: Sequence[str], requests: in
         profile = store.get(GAME, p)
         assert profile is not None, f"seeded player {p} has no profile"
         rows_by_player[p] = champion.row(_features(profile, fs, now))
-    booster = champion.booster
+    booster = xgboost_booster(champion)
     fallbacks = 0
 
     def predict(p: str) -> None:
@@ -270,6 +270,20 @@ def bench_in_process(settings: Settings, player_ids: Sequence[str], requests: in
             samples[name] += _timed(fn, chunk)
     store.close()
     return [latency_row(name, ms, fallbacks=fallbacks if name == IN_PROCESS else None) for name, ms in samples.items()]
+
+
+def xgboost_booster(champion: Any) -> Any:
+    """The champion's trees as an ``xgboost.Booster`` (one thread): the bare baseline is
+    xgboost's own Python API, whatever the predictor scores through (``serving.native_booster``)."""
+    import xgboost as xgb
+
+    with tempfile.TemporaryDirectory(prefix="pp-bench-booster-") as tmp:
+        path = str(Path(tmp) / "model.ubj")
+        champion.booster.save_model(path)
+        booster = xgb.Booster()
+        booster.load_model(path)
+    booster.set_param({"nthread": 1})
+    return booster
 
 
 def _features(profile: Profile, fs: Any, as_of: int) -> dict[str, Any]:
@@ -427,16 +441,31 @@ def http_api_event() -> dict[str, Any]:
     }
 
 
+PACKAGE_SIZES: dict[str, int] = {}
+"""The last package built: ``{"zipped_bytes", "unzipped_bytes"}``, printed with the figures."""
+
+
 def unpacked_package(settings: Settings) -> Path:
     """The model's Lambda package, built by ``serving.deploy.package``, unzipped under the work folder."""
     from serving.deploy.package import package_model
 
     report = package_model(settings, MODEL, Path(settings.workdir) / "lambda" / "bench")
+    PACKAGE_SIZES.update(zipped_bytes=report.zipped_bytes, unzipped_bytes=report.unzipped_bytes)
     folder = Path(settings.workdir) / "lambda" / "var-task"
     shutil.rmtree(folder, ignore_errors=True)
     with zipfile.ZipFile(report.path) as zf:
         zf.extractall(folder)
     return folder
+
+
+def package_line(sizes: dict[str, int]) -> str:
+    """The package's sizes as the packager prints them, against Lambda's limits."""
+    from serving.deploy.package import LAMBDA_LIMITS, mib
+
+    return (
+        f"Lambda package: {mib(sizes['zipped_bytes'])} zipped (limit {mib(LAMBDA_LIMITS.zipped_bytes)}), "
+        f"{mib(sizes['unzipped_bytes'])} unzipped (limit {mib(LAMBDA_LIMITS.unzipped_bytes)})"
+    )
 
 
 def _run_handler(
@@ -531,6 +560,7 @@ def run_cold_starts_only(args: argparse.Namespace, console: Console) -> list[Row
     console.print(table)
     for r in rows:
         console.print(f"  {r.name}: {r.note}", markup=False)
+    console.print(package_line(PACKAGE_SIZES), markup=False)
     verdict = "met" if rows[0].p50_ms <= 1500.0 else "not met"
     console.print(f"target: cold start median ≤ 1500 ms: {verdict}", markup=False)
     console.print(
@@ -576,7 +606,11 @@ def run_benchmark(args: argparse.Namespace) -> Report:
         players=len(player_ids),
         profile_bytes_p50=sizes[len(sizes) // 2],
         load_generator=generator,
-        meta={"args": {k: v for k, v in vars(args).items() if k != "json"}, "cpus": os.cpu_count()},
+        meta={
+            "args": {k: v for k, v in vars(args).items() if k != "json"},
+            "cpus": os.cpu_count(),
+            "package": dict(PACKAGE_SIZES),
+        },
     )
 
 
@@ -611,6 +645,8 @@ def render(report: Report, console: Console) -> None:
         if r.note:
             console.print(f"  {r.name}: {r.note}", markup=False)
     console.print("  cold starts: the p50 column is the median, the p99 column the slowest", markup=False)
+    if report.meta.get("package"):
+        console.print(f"  {package_line(report.meta['package'])}", markup=False)
     checks = Table("target", "measured", "limit", "", title="Targets")
     for t in report.targets:
         verdict = "[green]met[/]" if t.met else "[red]not met[/]"

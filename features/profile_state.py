@@ -97,17 +97,29 @@ class ProfileState:
             del self.days[day]
 
     def features(self, fs: FeatureSet, as_of_ms: int) -> dict[str, float | int | None]:
-        """Feature values as of ``as_of_ms``, assuming no event after it has been folded in."""
+        """Feature values as of ``as_of_ms``, assuming no event after it has been folded in.
+
+        Serving calls this on every prediction: one pass over the days files each bucket's
+        cells under their age in days, and each window then reads only its bucket's cells."""
         today = utc_date(as_of_ms)
+        by_bucket: dict[str, list[tuple[int, list[float]]]] = {}
+        for day, buckets in self.days.items():
+            age = (today - date.fromisoformat(day)).days
+            if age < 0:
+                continue
+            for bucket, cell in buckets.items():
+                cells = by_bucket.get(bucket)
+                if cells is None:
+                    by_bucket[bucket] = [(age, cell)]
+                else:
+                    cells.append((age, cell))
         out: dict[str, float | int | None] = {}
         for agg in fs.aggregations:
+            cells = by_bucket.get(agg.bucket, ())
             for window in agg.windows:
-                first = (today - timedelta(days=window - 1)).isoformat()
-                last = today.isoformat()
                 n, total, best = 0, 0.0, None
-                for day, buckets in self.days.items():
-                    if first <= day <= last and agg.bucket in buckets:
-                        cn, cs, cm = buckets[agg.bucket]
+                for age, (cn, cs, cm) in cells:
+                    if age < window:
                         n += cn
                         total += cs
                         if cm is not None:

@@ -1,6 +1,7 @@
 """A champion as files: the format a Lambda package ships and a model function loads at init.
 
-``model/`` holds ``model.ubj`` (xgboost's native binary model: no MLflow, no pickle) and
+``model/`` holds ``model.ubj`` (xgboost's native binary model: no MLflow, no pickle, scored
+through xgboost's C API, ``serving.native_booster``) and
 ``metadata.json`` (model name, registry version, feature set, feature names in input order).
 Writing and reading live together so the format is defined once; ``check_features`` is the
 start-up check that a model's inputs are what its declaration and feature set say, so an
@@ -18,6 +19,7 @@ from features.definitions import FEATURE_SETS
 from features.errors import ConfigError
 from features.model_config import ModelConfig
 from serving.models import ChampionModel
+from serving.native_booster import NativeBooster, XGBoostError
 
 MODEL_FILE = "model.ubj"
 METADATA_FILE = "metadata.json"
@@ -40,9 +42,8 @@ def save_champion(champion: ChampionModel, folder: Path) -> Path:
 
 
 def load_champion(folder: Path) -> ChampionModel:
-    """The champion saved in ``folder``; ``ConfigError`` naming the file when a piece is missing."""
-    import xgboost as xgb
-
+    """The champion saved in ``folder``; ``ConfigError`` naming the file when a piece is missing,
+    unreadable, or when the model file and the metadata disagree on the features."""
     model_file, meta_file = folder / MODEL_FILE, folder / METADATA_FILE
     for f in (model_file, meta_file):
         if not f.is_file():
@@ -51,10 +52,17 @@ def load_champion(folder: Path) -> ChampionModel:
         meta = msgspec.json.decode(meta_file.read_bytes(), type=ModelMetadata)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ConfigError(f"{meta_file} is not valid model metadata: {exc}") from None
-    booster = xgb.Booster()
-    booster.load_model(str(model_file))
-    booster.set_param({"nthread": 1})
-    return ChampionModel(meta.model, meta.version, booster, tuple(meta.feature_names), meta.feature_set)
+    try:
+        booster = NativeBooster.load(model_file)
+    except XGBoostError as exc:
+        raise ConfigError(f"{model_file} is not a model xgboost can load: {exc}") from None
+    names = tuple(meta.feature_names)
+    if booster.num_features != len(names) or (booster.feature_names and booster.feature_names != names):
+        raise ConfigError(
+            f"{model_file} takes {booster.num_features} features {list(booster.feature_names)} but "
+            f"{meta_file} lists {list(names)}: package the model again"
+        )
+    return ChampionModel(meta.model, meta.version, booster, names, meta.feature_set)
 
 
 def check_features(champion: ChampionModel, cfg: ModelConfig) -> None:

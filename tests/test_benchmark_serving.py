@@ -63,7 +63,7 @@ def test_the_printed_report_shows_every_row_the_targets_and_the_load_average(rep
     out = io.StringIO()
     render(report, Console(file=out, width=200))
     text = out.getvalue()
-    for name in [*expected_rows([1]), "Targets", "load average"]:
+    for name in [*expected_rows([1]), "Targets", "load average", "Lambda package:", "MiB zipped"]:
         assert name in text
     assert ("met" in text) and all(name in text for name in COLD_ROWS)
 

@@ -26,43 +26,20 @@ from serving.deploy.bytecode import BytecodePlan, bytecode_plan, compile_tree
 from serving.deploy.runtime import CACHE_TAG, PLATFORM, PYTHON_VERSION
 
 REQUIREMENTS_FILE = Path(__file__).with_name("requirements-lambda.txt")
-LAYER_FORMAT = 2
-"""Bumped whenever what a cached layer holds changes, so older caches are rebuilt (2: bytecode)."""
+LAYER_FORMAT = 3
+"""Bumped whenever what a cached layer holds changes, so older caches are rebuilt (2: bytecode,
+3: no numpy or scipy)."""
 
 PRUNED: dict[str, str] = {
-    **{
-        f"scipy/{sub}": "xgboost imports only scipy.sparse (with scipy.linalg, scipy.special and scipy._lib)"
-        for sub in (
-            "cluster",
-            "datasets",
-            "differentiate",
-            "fft",
-            "fftpack",
-            "integrate",
-            "interpolate",
-            "io",
-            "misc",
-            "ndimage",
-            "odr",
-            "optimize",
-            "signal",
-            "spatial",
-            "stats",
-        )
-    },
-    "scipy/**/tests": "scipy's own test suites",
-    "numpy/**/tests": "numpy's own test suites (but KEPT_IN_PRUNED: numpy.testing imports one module of them)",
-    "numpy/distutils": "numpy's build helpers for Python < 3.12, a build tool",
+    f"xgboost/{sub}": "xgboost's Python layer is never imported (the handler calls its C API, serving.native_booster)"
+    for sub in ("dask", "spark", "testing")
 }
-"""Folders removed from the installed requirements, with the reason. Without them the package
-is ~44 MB zipped, bytecode included, instead of ~60 MB, under Lambda's 50 MB direct-upload limit
-(the bytecode alone adds ~8 MB, ~2.4 MB of it numpy's test suites'). ``numpy/f2py`` stays:
-``from numpy import *``, which scipy runs, imports it."""
+"""Folders removed from the installed requirements, with the reason (glob patterns under the
+install folder). The model function's package used to prune scipy and numpy here to stay under
+Lambda's 50 MB; it ships neither since it scores through libxgboost directly."""
 
-KEPT_IN_PRUNED: dict[str, tuple[str, ...]] = {
-    "numpy/_core/tests": ("__init__.py", "_natype.py"),
-}
-"""Files kept inside a pruned folder: ``numpy.testing`` imports ``numpy._core.tests._natype``."""
+KEPT_IN_PRUNED: dict[str, tuple[str, ...]] = {}
+"""Files kept inside a pruned folder (none today)."""
 
 SKIPPED_SUFFIXES = (".pyc", ".pyi", ".pxd", ".h")
 """Files never shipped from a source tree: bytecode compiled for this machine, type stubs, Cython
