@@ -9,8 +9,10 @@ validation, dead letters, metrics, zstd records, and durable group-committed SQL
 100 events in each vendor format the collector takes (Segment ``/v1/batch``, Snowplow ``tp2``,
 GameAnalytics ``/v2/{key}/events``, signed), each row also against ``/v1/events`` (``--no-vendors``
 skips them). It prints accepted
-events/s, p50/p99 request latency, and the ratios to the floors, then checks that every
-acknowledged event really is on the stream.
+events/s, p50/p99 request latency, and the ratios to the floors; and, because other processes
+on a shared machine move events/s from one row to the next, the events each server CPU-second
+handled (its process's CPU time over the run, from /proc) with the same ratio; then it checks
+that every acknowledged event really is on the stream.
 """
 
 from __future__ import annotations
@@ -244,6 +246,34 @@ def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path, 
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds so far of a process and its live descendants (uvicorn's
+    workers), read from Linux's /proc; NaN where there is none.
+
+    On a machine other processes load, a row's events/s says as much about them as about the
+    collector; events per server CPU-second do not, so rows are compared by both."""
+    try:
+        tick = os.sysconf("SC_CLK_TCK")
+        procs: dict[int, tuple[int, int]] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                text = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
+            procs[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
+    except (OSError, ValueError):
+        return float("nan")
+    family, grew = {pid}, True
+    while grew:
+        more = {p for p, (ppid, _) in procs.items() if ppid in family} - family
+        family |= more
+        grew = bool(more)
+    return sum(procs[p][1] for p in family if p in procs) / tick
+
+
 def events_on_stream(settings) -> int:
     with open_stream(settings.stream) as stream:
         return sum(len(decode_batch(r.data)[1]) for r in stream.read_all())
@@ -297,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             port = free_port()
             proc = start_server(app_ref, port, workers, env, tmp / "server.log")
             try:
+                cpu_before = cpu_seconds(proc.pid)
                 if vendor is not None:  # fresh event times for each run
                     url_path, data, auth = vendor
                     body.write_bytes(data)
@@ -306,11 +337,17 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     body.write_bytes(batch_body(args.players_per_batch))
                     r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
+                server_cpu = cpu_seconds(proc.pid) - cpu_before
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
             ok = r["requests"] - r["non_2xx"]
-            r.update(name=name, workers=workers, events_per_s=ok * EVENTS_PER_BATCH / args.seconds)
+            r.update(
+                name=name,
+                workers=workers,
+                events_per_s=ok * EVENTS_PER_BATCH / args.seconds,
+                events_per_cpu_s=ok * EVENTS_PER_BATCH / server_cpu if server_cpu > 0 else float("nan"),
+            )
             if app_ref == "serving.asgi:app":
                 landed = events_on_stream(settings)
                 r["on_stream"] = landed
@@ -318,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(r)
             console.print(
                 f"{name}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
+                f"{r['events_per_cpu_s']:,.0f} events per server CPU-s, "
                 f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}"
             )
 
@@ -330,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         "vs parse-only",
         "vs no-op",
         "vs collector",
+        "events/CPU-s",
+        "CPU vs collector",
         title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
         f"{args.players_per_batch} player(s), {args.seconds}s each",
     )
@@ -347,6 +387,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['events_per_s'] / parse:.2f}",
                 f"{r['events_per_s'] / noop:.2f}",
                 f"{r['events_per_s'] / native:.2f}",
+                f"{r['events_per_cpu_s']:,.0f}",
+                f"{r['events_per_cpu_s'] / group['collector (durable)']['events_per_cpu_s']:.2f}",
             )
     console.print(table)
     for r in rows:

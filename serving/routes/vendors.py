@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from serving.collector import Prepared, response_headers
 from serving.http_body import BodyRejected, read_body
 from serving.openapi import VENDOR_ROUTES
-from serving.state import ServingState, State
+from serving.state import ServingState, serving_state
 from serving.vendors.ingest import VendorIngest
 from serving.vendors.snowplow import PIXEL
 
@@ -94,27 +94,32 @@ async def _segment(request: Request, state: ServingState, single_type: str | Non
 
 
 @router.post("/v1/batch", summary="Segment: a batch of messages", **VENDOR_ROUTES["segment_batch"])
-async def segment_batch(request: Request, state: State) -> Response:
+async def segment_batch(request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     return await _segment(request, state, None)
 
 
 @router.post("/v1/track", summary="Segment: one track message", **VENDOR_ROUTES["segment_single"])
-async def segment_track(request: Request, state: State) -> Response:
+async def segment_track(request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     return await _segment(request, state, "track")
 
 
 @router.post("/v1/identify", summary="Segment: one identify message", **VENDOR_ROUTES["segment_single"])
-async def segment_identify(request: Request, state: State) -> Response:
+async def segment_identify(request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     return await _segment(request, state, "identify")
 
 
 @router.post("/v1/page", summary="Segment: one page message", **VENDOR_ROUTES["segment_single"])
-async def segment_page(request: Request, state: State) -> Response:
+async def segment_page(request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     return await _segment(request, state, "page")
 
 
 @router.post("/v1/screen", summary="Segment: one screen message", **VENDOR_ROUTES["segment_single"])
-async def segment_screen(request: Request, state: State) -> Response:
+async def segment_screen(request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     return await _segment(request, state, "screen")
 
 
@@ -136,7 +141,8 @@ def _snowplow_answer(state: ServingState, prepared: Prepared, route: str, starte
     summary="Snowplow: tracker protocol POST (payload_data)",
     **VENDOR_ROUTES["snowplow_post"],
 )
-async def snowplow_post(game: str, request: Request, state: State) -> Response:
+async def snowplow_post(game: str, request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     started = time.perf_counter()
     route = "/{game}/com.snowplowanalytics.snowplow/tp2"
     body = await _body(request, state)
@@ -147,7 +153,8 @@ async def snowplow_post(game: str, request: Request, state: State) -> Response:
 
 
 @router.get("/{game}/i", summary="Snowplow: tracker protocol GET (pixel)", **VENDOR_ROUTES["snowplow_get"])
-async def snowplow_get(game: str, request: Request, state: State) -> Response:
+async def snowplow_get(game: str, request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     started = time.perf_counter()
     query = dict(request.query_params)
     prepared = await _run(state, _vendors(request).snowplow_get, game, query, size=0)
@@ -158,7 +165,8 @@ async def snowplow_get(game: str, request: Request, state: State) -> Response:
 
 
 @router.post("/v2/{game_key}/init", summary="GameAnalytics: init", **VENDOR_ROUTES["gameanalytics_init"])
-async def gameanalytics_init(game_key: str, request: Request, state: State) -> Response:
+async def gameanalytics_init(game_key: str, request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     started = time.perf_counter()
     body = await _body(request, state)
     if isinstance(body, Prepared):
@@ -172,7 +180,8 @@ async def gameanalytics_init(game_key: str, request: Request, state: State) -> R
 
 
 @router.post("/v2/{game_key}/events", summary="GameAnalytics: events", **VENDOR_ROUTES["gameanalytics_events"])
-async def gameanalytics_events(game_key: str, request: Request, state: State) -> Response:
+async def gameanalytics_events(game_key: str, request: Request) -> Response:
+    state = serving_state(request)  # not through FastAPI's dependency resolution: the hot path
     started = time.perf_counter()
     route = "/v2/{game_key}/events"
     body = await _body(request, state)

@@ -143,11 +143,7 @@ def _str(value: Any) -> str | None:
 
 _typed_objects = msgspec.json.Decoder(list[dict[str, PropertyValue]])
 _NUMBERS = (int, float)
-
-
-def _bad_text(value: Any, limit: int) -> bool:
-    """Whether a text field is one only ``map_all`` reads alike: not text, or over ``limit``."""
-    return value is not None and (value.__class__ is not str or len(value) > limit)
+_PARTS = frozenset({"event_parts"})
 
 
 def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
@@ -174,6 +170,8 @@ def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
         if event_name.__class__ is not str:
             return None
         severity = get("severity") if category == "error" else None
+        if severity is not None and severity.__class__ is not str:
+            return None
         key = (category, event_name, severity)
         found = kinds.get(key)
         if found is None:
@@ -181,15 +179,37 @@ def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
             keys: tuple[str, ...] = (f"{category}:{parts[0]}", category) if parts else (category,)
             if severity:
                 keys = (f"error:{severity}", *keys)
-            found = kinds[key] = (mapper.plan(keys), event_name or category, parts)
-        plan, name, parts = found
-        extra = {k: v for k, v in ev.items() if k not in excluded}
+            plan = mapper.plan(keys)
+            name = event_name or category
+            # a rule that reads only event_parts reads the same for every event of this name
+            of_name = (
+                mapper.properties(plan, name, {"event_parts": parts}, {}) if plan and plan.roots == _PARTS else None
+            )
+            found = kinds[key] = (plan, name, parts, of_name)
+        plan, name, parts, of_name = found
+        extra = {} if excluded.issuperset(ev) else {k: v for k, v in ev.items() if k not in excluded}
         if plan is not None and not plan.sources and len(extra) <= MAX_PROPERTIES:
             properties = extra
+        elif of_name is not None:
+            if of_name.__class__ is str or "event_parts" in extra:  # refused, or a field the rule consumes
+                return None
+            properties = dict(of_name)
+            for k, v in extra.items():  # as properties() adds them: after the rule's, up to 64
+                if len(properties) >= MAX_PROPERTIES:
+                    break
+                if k not in properties:
+                    properties[k] = v
         elif plan is None and custom and "name" not in extra and len(extra) < MAX_PROPERTIES:
             properties = {"name": name, **extra}
+        elif plan is not None and plan.flat is not None and "event_parts" not in plan.roots:
+            properties = mapper.flat_properties(plan, ev, extra)
+            if properties is None:
+                return None
         else:
-            properties = mapper.properties(plan, name, {**ev, "event_parts": parts} if plan else None, extra)
+            fields = None
+            if plan is not None:  # the rule's paths read the event and event_parts
+                fields = {"event_parts": parts} if plan.roots == _PARTS else {**ev, "event_parts": parts}
+            properties = mapper.properties(plan, name, fields, extra)
             if properties.__class__ is str:
                 return None
         player = get("user_id")
@@ -202,8 +222,12 @@ def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
         if t < 0 or t > MAX_EPOCH_MS:
             return None
         sent_as, version, session = get("platform"), get("build"), get("session_id")
-        if _bad_text(sent_as, 1 << 30) or _bad_text(version, 64) or _bad_text(session, 64):
-            return None
+        if (
+            (sent_as is not None and sent_as.__class__ is not str)
+            or (version is not None and (version.__class__ is not str or len(version) > 64))
+            or (session is not None and (session.__class__ is not str or len(session) > 64))
+        ):
+            return None  # map_all reads these as text, and the contract takes at most 64 characters
         platform = platforms.get(sent_as or None) or mapper.platform(sent_as or None)
         if platform is None:
             return None

@@ -235,6 +235,11 @@ class _Plan:
     sources: tuple[tuple[str, PropertySource, tuple[tuple[str, Parts, str | None], ...]], ...]
     reads_outside: bool = False
     """Some path reads outside ``extra`` (the typed paths hand ``properties`` only ``extra``)."""
+    flat: tuple[tuple[str, PropertySource, tuple[tuple[str, str], ...], bool], ...] | None = None
+    """When every path names one field right under ``extra_prefix``: per property, its
+    (field, path) pairs and whether the value is taken as sent (``flat_properties``)."""
+    roots: frozenset[str] = frozenset()
+    """The first part of every path."""
 
 
 def _consumes(path: str, extra_prefix: str) -> str | None:
@@ -250,7 +255,17 @@ def _compile(rule: Rule, extra_prefix: str) -> _Plan:
         for prop, src in rule.properties.items()
     )
     outside = any(consumes is None for _, _, paths in sources for _, _, consumes in paths)
-    return _Plan(rule.event_type, sources, outside)
+    depth = 2 if extra_prefix else 1
+    flat = (
+        tuple(
+            (prop, src, tuple((consumes, path) for path, _, consumes in paths), src.type is None and src.scale == 1.0)
+            for prop, src, paths in sources
+        )
+        if all(consumes is not None and len(parts) == depth for _, _, paths in sources for _, parts, consumes in paths)
+        else None
+    )
+    roots = frozenset(parts[0][0] for _, _, paths in sources for _, parts, _ in paths)
+    return _Plan(rule.event_type, sources, outside, flat, roots)
 
 
 _NOTHING: frozenset[str] = frozenset()
@@ -337,6 +352,34 @@ class Mapper:
                 if key not in consumed and key not in drop and key not in properties:
                     properties[key] = value
         return properties
+
+    def flat_properties(self, plan: _Plan, source: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any] | None:
+        """``properties`` for a plan whose paths each name one field of ``source`` (the object
+        at ``extra_prefix``), or ``None`` when a value does not convert (then ``properties``
+        says why): the same reads as ``properties`` without walking paths."""
+        out: dict[str, Any] = {}
+        consumed: list[str] = []
+        for prop, src, keys, as_sent in plan.flat or ():
+            for key, _ in keys:
+                consumed.append(key)
+                value = source.get(key)
+                if value is not None:
+                    if as_sent:
+                        out[prop] = value
+                    else:
+                        try:
+                            out[prop] = _convert(value, src)
+                        except (TypeError, ValueError):
+                            return None
+                    break
+        if extra:
+            drop = self._drop
+            for key, value in extra.items():
+                if len(out) >= MAX_PROPERTIES:
+                    break
+                if key not in consumed and key not in drop and key not in out:
+                    out[key] = value
+        return out
 
     def platform(self, name: str | None) -> str | None:
         """The PlayerPulse platform of the vendor's platform or OS name as sent (``None``: none)."""

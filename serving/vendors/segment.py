@@ -268,6 +268,10 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
             extra = {}
         if plain and len(extra) <= MAX_PROPERTIES:
             properties = extra
+        elif plan is not None and plan.flat is not None:
+            properties = mapper.flat_properties(plan, extra, extra)
+            if properties is None:
+                return None
         else:
             properties = mapper.properties(plan, name, {extra_key: extra}, extra)
             if properties.__class__ is str:

@@ -306,10 +306,17 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
         if not e:
             return None
         fields: dict[str, Any] | None = None
+        properties: Any = None
         if e == "se":
             category, action = p.se_ca or "", p.se_ac or ""
             va = p.se_va
-            value = _number(va) if va is not None else None
+            if va is None:
+                value = None
+            else:
+                try:
+                    value = float(va)
+                except ValueError:
+                    return None  # not a number: map_event leaves it out
             extra: dict[str, Any] = {}
             if p.se_la:
                 extra["label"] = p.se_la
@@ -331,6 +338,10 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
                 if action:
                     se["action"] = action
                 fields = {"se": se | extra}
+                if plan.flat is not None:
+                    properties = mapper.flat_properties(plan, fields["se"], extra)
+                    if properties is None:
+                        return None
         elif e == "ue":
             text = p.ue_pr
             if not text and p.ue_px:
@@ -356,6 +367,10 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
                 if plan.reads_outside:
                     return None
                 fields = {"data": extra}
+                if plan.flat is not None:
+                    properties = mapper.flat_properties(plan, extra, extra)
+                    if properties is None:
+                        return None
         else:
             extra = {}
             if p.url:
@@ -374,7 +389,7 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
                 return None
         if plain and len(extra) <= MAX_PROPERTIES:
             properties = extra
-        else:
+        elif properties is None:
             properties = mapper.properties(plan, name, fields, extra)
             if properties.__class__ is str:
                 return None
@@ -387,13 +402,14 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
         player = p.uid or p.duid or p.tnuid or p.nuid
         if not player:
             return None
-        t = _int(p.ttm) if p.ttm is not None else None
-        if not t:
-            t = _int(p.dtm) if p.dtm is not None else None
-        if not t or t < 0 or t > MAX_EPOCH_MS:
+        try:  # a time that is not an integer is left to map_event, which may use the next one
+            t = int(p.ttm) if p.ttm is not None else None
+            if not t:
+                t = int(p.dtm) if p.dtm is not None else None
+            sent = int(p.stm) if p.stm is not None else None
+        except ValueError:
             return None
-        sent = _int(p.stm) if p.stm is not None else None
-        if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
+        if not t or t < 0 or t > MAX_EPOCH_MS or (sent is not None and (sent < 0 or sent > MAX_EPOCH_MS)):
             return None
         append(
             Event(
