@@ -161,13 +161,22 @@ DeadLetterConfig = Annotated[SqliteDeadLetterConfig | S3DeadLetterConfig, Field(
 # --- online stores --------------------------------------------------------------------------
 
 
-class SqliteOnlineStoreConfig(_Strict):
+class _OnlineStoreCommon(_Strict):
+    idle_expiry_days: float | None = Field(None, gt=0, le=3650)
+    """A profile whose player sent no event for this many days (counted from the collector's
+    ``received_at`` of the latest event) expires: reads treat it as absent at once, the
+    streaming job starts such a player afresh, and the row goes later (DynamoDB's TTL on
+    ``expires_at``, typically within two days; on SQLite, ``pipeline maintain``). ``null``:
+    profiles never expire."""
+
+
+class SqliteOnlineStoreConfig(_OnlineStoreCommon):
     backend: Literal["sqlite"] = "sqlite"
     path: str
     """SQLite file holding one row per player profile."""
 
 
-class DynamoDBOnlineStoreConfig(_Strict):
+class DynamoDBOnlineStoreConfig(_OnlineStoreCommon):
     backend: Literal["dynamodb"] = "dynamodb"
     table_name: str = Field(min_length=3, max_length=255)
     """DynamoDB table with one string partition key ``pk`` = ``game_id#player_id``."""

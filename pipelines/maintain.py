@@ -23,6 +23,8 @@ for it. In order:
    ``bronze_to_ia_days`` and to GLACIER after ``bronze_to_glacier_days``, as one rule merged by
    ID into the bucket's existing rules (the stack's template uses the same ID), written only
    when it differs, so re-running changes nothing.
+5. **Idle profiles** (``online_store.idle_expiry_days``): the embedded store's rows of players
+   idle past the expiry are deleted (reads already skip them; DynamoDB's TTL deletes its own).
 
 Run it:
 
@@ -37,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from features.config import Settings, UpkeepConfig
+from features.contract import now_ms
+from features.online import open_online_store
 from pipelines import bronze, gold, silver
 from pipelines.entrypoint import job_main
 from pipelines.lake import is_delta_table
@@ -221,8 +225,18 @@ def run(spark: SparkSession, settings: Settings, today: date | None = None) -> d
         "optimize": optimized,
         "vacuum": vacuumed,
         "lifecycle": lake_lifecycle(settings),
+        "profiles_expired": sweep_idle_profiles(settings),
         "absent": sorted(set(paths) - set(present)),
     }
+
+
+def sweep_idle_profiles(settings: Settings, at_ms: int | None = None) -> int:
+    """Delete the online store's profiles of players idle past ``idle_expiry_days`` as of
+    ``at_ms`` (default: now); how many."""
+    if settings.online_store.idle_expiry_days is None:
+        return 0
+    with open_online_store(settings.online_store) as store:
+        return store.sweep_expired(now_ms() if at_ms is None else at_ms)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from features.config import DynamoDBOnlineStoreConfig, KinesisStreamConfig, S3DeadLetterConfig
+from features.contract import now_ms
 from features.deadletter.base import DeadLetter
 from features.deadletter.s3 import S3DeadLetterStore
 from features.errors import OnlineStoreError, StreamUnavailable
@@ -110,6 +111,26 @@ def test_the_created_table_has_one_string_partition_key_pk(dynamodb: DynamoDBOnl
 
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
     assert table["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+
+
+def test_with_an_idle_expiry_the_item_carries_its_ttl_in_epoch_seconds_on_a_table_with_ttl_on(
+    aws_endpoint: str,
+) -> None:
+    config = DynamoDBOnlineStoreConfig(
+        table_name=_name("ttl"), endpoint_url=aws_endpoint, create_if_missing=True, idle_expiry_days=2
+    )
+    received_at = now_ms()
+    profile = _profile("p-1")
+    profile.timestamps["received_at"] = received_at
+    raw = boto3.client("dynamodb", endpoint_url=aws_endpoint)
+
+    with DynamoDBOnlineStore(config) as store:
+        store.put([profile])
+
+    item = raw.get_item(TableName=config.table_name, Key={"pk": {"S": "demo#p-1"}})["Item"]
+    ttl = raw.describe_time_to_live(TableName=config.table_name)["TimeToLiveDescription"]
+    assert int(item["expires_at"]["N"]) == -(-(received_at + 2 * 86_400_000) // 1000)  # seconds, rounded up
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
 
 
 def test_get_many_reads_more_players_than_one_batch_get_takes(dynamodb: DynamoDBOnlineStore) -> None:

@@ -180,3 +180,34 @@ def test_maintain_is_a_job_of_its_own_and_not_part_of_the_lake_pass():
     assert jobs.JOBS["maintain"] is maintain.run
     assert "maintain" not in jobs.LAKE_PASS
     assert jobs.LAKE_PASS == ("bronze", "silver", "gold")
+
+
+def test_the_upkeep_sweep_deletes_the_embedded_profiles_of_players_idle_past_the_expiry(tmp_path: Path) -> None:
+    from features.config import SqliteOnlineStoreConfig
+    from features.contract import now_ms
+    from features.online import Profile, open_online_store
+
+    base = load_settings("local", tmp_path / "var")
+    store_config = SqliteOnlineStoreConfig(path=base.online_store.path, idle_expiry_days=1)
+    settings = base.model_copy(update={"online_store": store_config})
+    now, day_ms = now_ms(), 86_400_000
+    seen = {"idle": now - day_ms + 2_000, "active": now}
+    with open_online_store(store_config) as store:
+        store.put(
+            [
+                Profile(
+                    game_id="demo",
+                    player_id=p,
+                    version=1,
+                    as_of=0,
+                    features={},
+                    state={},
+                    timestamps={"received_at": t},
+                )
+                for p, t in seen.items()
+            ]
+        )
+
+    assert maintain.sweep_idle_profiles(settings, at_ms=now + 3_000) == 1
+    with open_online_store(store_config) as store:
+        assert store.count() == 1

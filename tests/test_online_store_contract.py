@@ -6,6 +6,7 @@ on the session's local server, each time with a fresh, empty table.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,20 +17,43 @@ from features.config import DynamoDBOnlineStoreConfig, SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.online import OnlineStore, Profile, open_online_store
 
+IDLE_DAYS = 30
+"""Whole days, so the test's epoch-ms arithmetic stays integral."""
+DAY_MS = 86_400_000
 
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+
+def _open(request: pytest.FixtureRequest, tmp_path: Path, idle_expiry_days: float | None) -> OnlineStore:
     config: SqliteOnlineStoreConfig | DynamoDBOnlineStoreConfig
     if request.param == "sqlite":
-        config = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"))
+        config = SqliteOnlineStoreConfig(path=str(tmp_path / "online.db"), idle_expiry_days=idle_expiry_days)
     else:
         config = DynamoDBOnlineStoreConfig(
             table_name=f"profiles-{uuid.uuid4().hex[:12]}",
             endpoint_url=request.getfixturevalue("aws_endpoint"),
             create_if_missing=True,
+            idle_expiry_days=idle_expiry_days,
         )
-    with open_online_store(config) as s:
+    return open_online_store(config)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    with _open(request, tmp_path, None) as s:
         yield s
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def expiring_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[OnlineStore]:
+    """Profiles expire after ``IDLE_DAYS`` without events."""
+    with _open(request, tmp_path, IDLE_DAYS) as s:
+        yield s
+
+
+def last_seen(player_id: str, received_at: int, version: int = 1) -> Profile:
+    """A profile whose latest event reached the collector at ``received_at``."""
+    p = profile(player_id, version)
+    p.timestamps["received_at"] = received_at
+    return p
 
 
 def profile(player_id: str = "p-1", version: int = 1, game_id: str = "demo") -> Profile:
@@ -199,3 +223,37 @@ def test_deleting_a_player_in_one_game_leaves_the_same_id_in_another(store: Onli
     assert store.delete("alpha", "p-1") is True
     assert store.get("alpha", "p-1") is None
     assert store.get("beta", "p-1") is not None
+
+
+def test_a_player_idle_for_less_than_the_expiry_is_served(expiring_store: OnlineStore) -> None:
+    expiring_store.put([last_seen("p-1", now_ms() - (IDLE_DAYS - 1) * DAY_MS)])
+
+    assert expiring_store.get("demo", "p-1") is not None
+
+
+def test_a_profile_whose_player_is_idle_past_the_expiry_is_not_written(expiring_store: OnlineStore) -> None:
+    """A replay from the start of the stream does not bring a long-idle player back."""
+    written = expiring_store.put([last_seen("p-1", now_ms() - (IDLE_DAYS + 1) * DAY_MS)])
+
+    assert written == 0
+    assert expiring_store.get("demo", "p-1") is None
+
+
+def test_a_stored_profile_stops_being_read_once_its_player_is_idle_past_the_expiry(
+    expiring_store: OnlineStore,
+) -> None:
+    """DynamoDB's TTL deletes late and SQLite's sweep runs daily: reads never serve the stale row."""
+    expiring_store.put([last_seen("p-1", now_ms() - IDLE_DAYS * DAY_MS + 500), last_seen("p-2", now_ms())])
+    assert expiring_store.get("demo", "p-1") is not None
+
+    time.sleep(1.6)  # TTLs are whole seconds, rounded up
+
+    assert expiring_store.get("demo", "p-1") is None
+    assert set(expiring_store.get_many([("demo", "p-1"), ("demo", "p-2")])) == {("demo", "p-2")}
+    assert expiring_store.count() == 1
+
+
+def test_without_an_expiry_a_long_idle_player_is_kept(store: OnlineStore) -> None:
+    store.put([last_seen("p-1", now_ms() - 3650 * DAY_MS)])
+
+    assert store.get("demo", "p-1") is not None

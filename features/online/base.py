@@ -36,6 +36,19 @@ class Profile(msgspec.Struct, kw_only=True):
         return (self.game_id, self.player_id)
 
 
+def expires_at_s(profile: Profile, idle_expiry_days: float | None, written_at_ms: int) -> int | None:
+    """Epoch seconds after which ``profile`` has expired (the unit DynamoDB's TTL reads), or
+    ``None`` when profiles never expire.
+
+    Counted from the latest event's ``received_at`` (the collector's clock, which a device
+    cannot move), else from the write: a replay from the start of the stream must not bring a
+    long-idle player back to life for another full period."""
+    if idle_expiry_days is None:
+        return None
+    since_ms = profile.timestamps.get("received_at") or written_at_ms
+    return -int(-(since_ms + idle_expiry_days * 86_400_000) // 1000)  # rounded up: never early
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Profile)
 
@@ -76,6 +89,11 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def count(self) -> int: ...
+
+    @abstractmethod
+    def sweep_expired(self, now_ms: int) -> int:
+        """Remove the profiles expired by ``now_ms`` (``idle_expiry_days``); how many went.
+        Reads already treat them as absent: this only frees their space."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -2,8 +2,10 @@
 
 A player is the pair ``(game_id, player_id)``. Key schema: one string partition key ``pk`` =
 ``f"{game_id}#{player_id}"``, no sort key. Item: ``pk`` (S), ``game_id`` (S) and ``player_id``
-(S) as plain attributes (for exports, scans and erasure by game), ``version`` (N) and ``body``
-(B, the msgspec JSON of the ``Profile``).
+(S) as plain attributes (for exports, scans and erasure by game), ``version`` (N), ``body``
+(B, the msgspec JSON of the ``Profile``) and, with ``idle_expiry_days``, ``expires_at`` (N,
+epoch seconds: the table's TTL attribute). DynamoDB deletes expired items only eventually
+(typically within two days), so reads skip an item whose ``expires_at`` has passed.
 
 Why one composite partition key and not ``game_id`` as partition key with ``player_id`` as
 sort key: DynamoDB spreads load by partition key, and one partition key value is served by
@@ -35,7 +37,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 from features.config import DynamoDBOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
-from features.online.base import OnlineStore, PlayerKey, Profile, decode_profile, encode_profile
+from features.online.base import OnlineStore, PlayerKey, Profile, decode_profile, encode_profile, expires_at_s
 
 _NEWER_ONLY = "attribute_not_exists(pk) OR version < :v"
 _BATCH_GET_KEYS = 100
@@ -49,6 +51,12 @@ def partition_key(game_id: str, player_id: str) -> str:
     if "#" in player_id:
         raise ValueError(f"player id {player_id!r} holds '#', which player ids cannot (PLAYER_ID_PATTERN)")
     return f"{game_id}#{player_id}"
+
+
+def _expired(item: dict[str, Any], now: int) -> bool:
+    """The item's TTL has passed (DynamoDB may not have deleted it yet)."""
+    expires = item.get("expires_at")
+    return expires is not None and int(expires["N"]) * 1000 <= now
 
 
 def _storable(player_id: str) -> bool:
@@ -121,6 +129,15 @@ class DynamoDBOnlineStore(OnlineStore):
                 self._client.get_waiter("table_exists").wait(
                     TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
                 )
+            if status == "CREATING" and key_schema == KEY_SCHEMA:  # ours: expire idle players as the stack does
+                try:
+                    self._client.update_time_to_live(
+                        TableName=self.table,
+                        TimeToLiveSpecification={"AttributeName": "expires_at", "Enabled": True},
+                    )
+                except ClientError as exc:  # another process made the table and enabled TTL first
+                    if exc.response.get("Error", {}).get("Code") != "ValidationException":
+                        raise
         except (BotoCoreError, ClientError) as exc:
             raise self._error("create or wait for the table", exc) from exc
         if key_schema != KEY_SCHEMA:
@@ -146,8 +163,13 @@ class DynamoDBOnlineStore(OnlineStore):
         written_at = now_ms()
         items = []
         for p in profiles:
+            expires = expires_at_s(p, self.config.idle_expiry_days, written_at)
+            if expires is not None and expires * 1000 <= written_at:
+                continue  # expired already (a replay of a long-idle player): nothing to serve
             p.timestamps["profile_written_at"] = written_at
-            items.append(self._item(p))
+            items.append(self._item(p, expires))
+        if not items:
+            return 0
         # one profile (the common streaming case) needs no thread hop
         outcomes = [self._put_one(items[0])] if len(items) == 1 else list(self._executor().map(self._put_one, items))
         failures = [o for o in outcomes if isinstance(o, Exception)]
@@ -161,18 +183,21 @@ class DynamoDBOnlineStore(OnlineStore):
         return sum(1 for o in outcomes if o is True)
 
     @staticmethod
-    def _item(p: Profile) -> dict[str, Any]:
+    def _item(p: Profile, expires_at: int | None) -> dict[str, Any]:
         try:
             pk = partition_key(p.game_id, p.player_id)
         except ValueError as exc:
             raise OnlineStoreError(f"profile not written: {exc}") from None
-        return {
+        item = {
             "pk": {"S": pk},
             "game_id": {"S": p.game_id},
             "player_id": {"S": p.player_id},
             "version": {"N": str(p.version)},
             "body": {"B": encode_profile(p)},
         }
+        if expires_at is not None:
+            item["expires_at"] = {"N": str(expires_at)}
+        return item
 
     def _put_one(self, item: dict[str, Any]) -> bool | Exception:
         """True if written, False if a newer or equal version was already stored."""
@@ -206,7 +231,7 @@ class DynamoDBOnlineStore(OnlineStore):
             resp = self._client.get_item(
                 TableName=self.table,
                 Key={"pk": {"S": partition_key(game_id, player_id)}},
-                ProjectionExpression="body",
+                ProjectionExpression="body, expires_at",
                 ConsistentRead=self.config.consistent_reads,
             )
         except (ReadTimeoutError, ConnectTimeoutError) as exc:
@@ -216,7 +241,7 @@ class DynamoDBOnlineStore(OnlineStore):
         except (BotoCoreError, ClientError) as exc:
             raise self._error("read a profile", exc) from exc
         item = resp.get("Item")
-        return decode_profile(item["body"]["B"]) if item else None
+        return decode_profile(item["body"]["B"]) if item and not _expired(item, now_ms()) else None
 
     def get_many(self, keys: Sequence[PlayerKey]) -> dict[PlayerKey, Profile]:
         """BatchGetItem, 100 keys per call, re-asking for keys DynamoDB left unprocessed."""
@@ -227,16 +252,19 @@ class DynamoDBOnlineStore(OnlineStore):
             request: dict[str, Any] = {
                 self.table: {
                     "Keys": [{"pk": {"S": partition_key(g, p)}} for g, p in chunk],
-                    "ProjectionExpression": "body",
+                    "ProjectionExpression": "body, expires_at",
                     "ConsistentRead": self.config.consistent_reads,
                 }
             }
+            now = now_ms()
             try:
                 for attempt in itertools.count():
                     if attempt:  # keys left unprocessed under throttling: back off before re-asking
                         time.sleep(min(1.0, 0.05 * 2**attempt))
                     resp = self._client.batch_get_item(RequestItems=request)
                     for item in resp.get("Responses", {}).get(self.table, []):
+                        if _expired(item, now):
+                            continue
                         profile = decode_profile(item["body"]["B"])
                         out[profile.key] = profile
                     request = resp.get("UnprocessedKeys") or {}
@@ -258,9 +286,15 @@ class DynamoDBOnlineStore(OnlineStore):
         return bool(resp.get("Attributes"))
 
     def count(self) -> int:
-        """A full Scan (Select=COUNT): exact but reads the whole table; for reports and tests."""
+        """Profiles not yet expired, by a full Scan (Select=COUNT): exact but reads the whole
+        table; for reports and tests."""
         total = 0
-        args: dict[str, Any] = {"TableName": self.table, "Select": "COUNT"}
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "Select": "COUNT",
+            "FilterExpression": "attribute_not_exists(expires_at) OR expires_at > :now",
+            "ExpressionAttributeValues": {":now": {"N": str(now_ms() // 1000)}},
+        }
         try:
             while True:
                 resp = self._client.scan(**args)
@@ -270,6 +304,11 @@ class DynamoDBOnlineStore(OnlineStore):
                 args["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
         except (BotoCoreError, ClientError) as exc:
             raise self._error("count profiles", exc) from exc
+
+    def sweep_expired(self, now_ms: int) -> int:
+        """Nothing to do: the table's TTL on ``expires_at`` (set by ``playerpulse infra create``
+        and the stack's template) deletes expired items without consuming write capacity."""
+        return 0
 
     def close(self) -> None:
         if self._pool is not None:

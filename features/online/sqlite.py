@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
-from features.online.base import OnlineStore, Profile, decode_profile, encode_profile
+from features.online.base import OnlineStore, Profile, decode_profile, encode_profile, expires_at_s
 from features.sqlite_files import ThreadLocalSqlite
 
 _SCHEMA = """
@@ -23,9 +23,12 @@ CREATE TABLE IF NOT EXISTS profiles (
     player_id TEXT NOT NULL,
     version INTEGER NOT NULL,
     body BLOB NOT NULL,
+    expires_at INTEGER,
     PRIMARY KEY (game_id, player_id)
 ) WITHOUT ROWID;
 """
+_EXPIRY_INDEX = "CREATE INDEX IF NOT EXISTS profiles_expires_at ON profiles (expires_at) WHERE expires_at IS NOT NULL"
+_UNEXPIRED = "(expires_at IS NULL OR expires_at > ?)"
 
 
 class SqliteOnlineStore(OnlineStore):
@@ -36,6 +39,15 @@ class SqliteOnlineStore(OnlineStore):
         timeout_s = min(10.0, self._read_timeout_s) if self._read_timeout_s is not None else 10.0
         self._db = ThreadLocalSqlite(config.path, "NORMAL", timeout_s=timeout_s, schema=_SCHEMA)
         self._refuse_player_only_file()
+        self._add_expiry_column()
+
+    def _add_expiry_column(self) -> None:
+        """Files made before profiles could expire lack ``expires_at``; their rows never expire
+        until rewritten."""
+        columns = {row[1] for row in self._db.conn.execute("PRAGMA table_info(profiles)")}
+        if "expires_at" not in columns:
+            self._db.conn.execute("ALTER TABLE profiles ADD COLUMN expires_at INTEGER")
+        self._db.conn.execute(_EXPIRY_INDEX)
 
     def _refuse_player_only_file(self) -> None:
         """A file made before profiles were per game has a table keyed by ``player_id`` alone,
@@ -56,16 +68,21 @@ class SqliteOnlineStore(OnlineStore):
         written_at = now_ms()
         rows = []
         for p in profiles:
+            expires = expires_at_s(p, self.config.idle_expiry_days, written_at)
+            if expires is not None and expires * 1000 <= written_at:
+                continue  # expired already (a replay of a long-idle player): nothing to serve
             p.timestamps["profile_written_at"] = written_at
-            rows.append((p.game_id, p.player_id, p.version, encode_profile(p)))
+            rows.append((p.game_id, p.player_id, p.version, encode_profile(p), expires))
+        if not rows:
+            return 0
         conn = self._db.conn
         try:
             before = conn.total_changes
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
-                "INSERT INTO profiles (game_id, player_id, version, body) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (game_id, player_id) DO UPDATE SET version = excluded.version, body = excluded.body "
-                "WHERE excluded.version > profiles.version",
+                "INSERT INTO profiles (game_id, player_id, version, body, expires_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (game_id, player_id) DO UPDATE SET version = excluded.version, body = excluded.body, "
+                "expires_at = excluded.expires_at WHERE excluded.version > profiles.version",
                 rows,
             )
             conn.execute("COMMIT")
@@ -86,7 +103,8 @@ class SqliteOnlineStore(OnlineStore):
                 deadline = time.monotonic() + budget
                 conn.set_progress_handler(lambda: time.monotonic() > deadline, 100)
             row = conn.execute(
-                "SELECT body FROM profiles WHERE game_id = ? AND player_id = ?", (game_id, player_id)
+                f"SELECT body FROM profiles WHERE game_id = ? AND player_id = ? AND {_UNEXPIRED}",
+                (game_id, player_id, now_ms() // 1000),
             ).fetchone()
         except sqlite3.OperationalError as exc:
             if budget is not None and ("interrupted" in str(exc) or "locked" in str(exc)):
@@ -104,7 +122,13 @@ class SqliteOnlineStore(OnlineStore):
         return cur.rowcount > 0
 
     def count(self) -> int:
-        return int(self._db.conn.execute("SELECT COUNT(*) FROM profiles").fetchone()[0])
+        """Stored profiles not yet expired."""
+        sql = f"SELECT COUNT(*) FROM profiles WHERE {_UNEXPIRED}"
+        return int(self._db.conn.execute(sql, (now_ms() // 1000,)).fetchone()[0])
+
+    def sweep_expired(self, now_ms: int) -> int:
+        cur = self._db.conn.execute("DELETE FROM profiles WHERE expires_at <= ?", (now_ms // 1000,))
+        return cur.rowcount
 
     def close(self) -> None:
         self._db.close()
