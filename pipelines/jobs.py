@@ -4,6 +4,8 @@
 whole lake (``LAKE_PASS``: bronze → silver → gold), each job reading only what the previous one
 committed. ``maintain`` (retention, OPTIMIZE, VACUUM, S3 lifecycle) is a separate daily job and
 not part of that pass: its rewrites would compete with ingestion for the same cores.
+``monitoring`` lands latency samples and the prediction log in ``gold.latency`` and
+``gold.predictions``; it reads no lake table, so it runs on its own schedule too.
 
 Run them all:
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from features.config import Settings
-from pipelines import bronze, gold, maintain, silver
+from pipelines import bronze, gold, maintain, monitoring, silver
 from pipelines.entrypoint import job_main
 
 if TYPE_CHECKING:
@@ -28,6 +30,7 @@ JOBS: dict[str, Callable[[SparkSession, Settings], dict]] = {
     "silver": silver.run,
     "gold": gold.run,
     "maintain": maintain.run,
+    "monitoring": monitoring.run,
 }
 LAKE_PASS = ("bronze", "silver", "gold")
 """The jobs of one pass of the lake, in the order data flows through them."""

@@ -158,7 +158,7 @@ def simulate(
 
 @app.command()
 def pipeline(
-    job: Annotated[str, typer.Argument(help="bronze, silver, gold, maintain (upkeep), or all (bronze, silver, gold).")],
+    job: Annotated[str, typer.Argument(help="bronze, silver, gold, maintain (upkeep), monitoring, or all (bronze, silver, gold).")],
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:

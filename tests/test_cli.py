@@ -23,7 +23,7 @@ def test_a_bad_option_value_is_a_usage_error_not_a_crash(capsys):
 
 def test_an_unknown_job_lists_the_known_ones(capsys, tmp_path):
     assert main(["pipeline", "nosuch", "--workdir", str(tmp_path)]) == 1
-    assert "bronze, silver, gold, maintain, all" in " ".join(capsys.readouterr().err.split())
+    assert "bronze, silver, gold, maintain, monitoring, all" in " ".join(capsys.readouterr().err.split())
 
 
 @pytest.mark.parametrize("command", ["demo", "serve", "simulate", "pipeline", "train", "promote", "models list"])
