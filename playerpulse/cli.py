@@ -158,7 +158,7 @@ def simulate(
 
 @app.command()
 def pipeline(
-    job: Annotated[str, typer.Argument(help="bronze, silver, gold, maintain (upkeep), monitoring, or all (bronze, silver, gold).")],
+    job: Annotated[str, typer.Argument(help="bronze, silver, gold, maintain, monitoring, or all (the lake pass).")],
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
