@@ -49,6 +49,13 @@ def test_the_measured_paths_answer_real_predictions_not_fallbacks(report: Report
     assert report.rows["HTTP gateway, 1 conn"].fallbacks == 0
 
 
+def test_in_process_and_lambda_rows_carry_a_cpu_p99_no_larger_than_their_wall_p99(report: Report) -> None:
+    timed_in_this_process = [r for r in report.rows.values() if r.name not in COLD_ROWS and "HTTP" not in r.name]
+    assert {r.name for r in timed_in_this_process} >= {IN_PROCESS, LAMBDA}
+    for row in timed_in_this_process:
+        assert row.cpu_p99_ms is not None and 0 < row.cpu_p99_ms <= row.p99_ms, row
+
+
 def test_the_report_names_each_target_with_its_limit(report: Report) -> None:
     limits = {t.name.split(",")[0].split(" (")[0]: t.limit for t in report.targets}
     assert limits == {
@@ -63,7 +70,7 @@ def test_the_printed_report_shows_every_row_the_targets_and_the_load_average(rep
     out = io.StringIO()
     render(report, Console(file=out, width=200))
     text = out.getvalue()
-    for name in [*expected_rows([1]), "Targets", "load average", "Lambda package:", "MiB zipped"]:
+    for name in [*expected_rows([1]), "Targets", "load average", "Lambda package:", "MiB zipped", "CPU p99 ms"]:
         assert name in text
     assert ("met" in text) and all(name in text for name in COLD_ROWS)
 
