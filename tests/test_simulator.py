@@ -78,7 +78,7 @@ def test_ground_truth_has_one_row_per_player_and_day(sim):
     gt = sim.ground_truth
     assert len(gt) == 500 * 14
     assert not gt.duplicated(["player_id", "date"]).any()
-    assert list(gt.columns) == ["player_id", "date", "p_purchase", "purchased"]
+    assert list(gt.columns) == ["player_id", "date", "p_purchase", "purchased", "p_churn_7d"]
 
 
 def test_players_have_pseudonymous_ids_and_one_device_each(sim):
@@ -98,6 +98,22 @@ def test_realised_purchase_days_match_the_true_probabilities(sim):
 def test_true_probabilities_rank_buyers_far_above_chance(sim):
     gt = sim.ground_truth
     assert roc_auc_score(gt["purchased"], gt["p_purchase"]) > 0.85
+
+
+def test_true_churn_probability_matches_and_ranks_players_without_a_session_for_7_days(sim):
+    gt = sim.ground_truth
+    active = {(pid, d) for pid, d in zip(sim.events["player_id"], sim.events["event_time"].dt.date, strict=True)}
+    days = sorted(gt["date"].unique())
+    observed = gt[gt["date"] <= days[-7]]  # a full 7-day window inside the simulation
+    quiet = np.array(
+        [
+            all((pid, d + timedelta(days=k)) not in active for k in range(7))
+            for pid, d in zip(observed["player_id"], observed["date"], strict=True)
+        ]
+    )
+    p = observed["p_churn_7d"].to_numpy()
+    assert abs(quiet.sum() - p.sum()) < 4 * np.sqrt((p * (1 - p)).sum())
+    assert roc_auc_score(quiet, p) > 0.85
 
 
 def test_between_4_and_8_percent_of_active_player_days_have_a_purchase(sim):

@@ -19,6 +19,8 @@ from playerpulse.simulation.players import Players
 
 MAX_SESSIONS_PER_DAY = 6
 MAX_STORE_VIEWS_PER_DAY = 10
+CHURN_HORIZON_DAYS = 7
+"""``p_churn_7d`` is the probability of no session on this day and the 6 after it."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class DayPlan:
     store_views: np.ndarray
     purchases: np.ndarray
     ground_truth: pd.DataFrame
-    """One row per (player_id, date) for every simulated day: p_purchase, purchased."""
+    """One row per (player_id, date) for every simulated day: p_purchase, purchased, and
+    p_churn_7d (no session from this day through ``CHURN_HORIZON_DAYS - 1`` days later)."""
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -68,6 +71,25 @@ def p_active(players: Players, day: int, active_yesterday: np.ndarray | None) ->
     if active_yesterday is not None:
         p = p * np.where(active_yesterday, 1.2, 0.8)
     return np.clip(p, 0.0, 0.97)
+
+
+def p_no_session(
+    players: Players, first_day: int, active_before: np.ndarray | None, days: int = CHURN_HORIZON_DAYS
+) -> np.ndarray:
+    """Probability that a player is inactive on each of ``days`` days from ``first_day``, given
+    whether they were active the day before (``None`` before the first simulated day).
+
+    Exact for this world: activity is a Markov chain in yesterday's activity with known
+    per-day probabilities, and staying away keeps "inactive yesterday" on every later day. The
+    churn label (no ``session_start`` within 7 days of the snapshot) is this event, because
+    every active day opens at least one session.
+    """
+    p = np.ones(len(players.ids))
+    before = active_before
+    for k in range(days):
+        p = p * (1.0 - p_active(players, first_day + k, before))
+        before = np.zeros(len(players.ids), dtype=bool)
+    return p
 
 
 def p_buy_given_active(
@@ -105,8 +127,10 @@ def plan_days(
     store_rate = 0.30 * np.exp(0.2 * players.spend)
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("player", "day", "sessions", "views", "buys")}
     p_true = np.empty((days, n))
+    p_churn = np.empty((days, n))
     bought = np.zeros((days, n), dtype=bool)
     for d in range(days):
+        p_churn[d] = p_no_session(players, d, active_yesterday)
         sessions_last_3d = sessions_by_day[max(0, d - 3) : d].sum(axis=0)
         purchased_last_7d = (d - last_purchase_day <= 7).astype(np.float64)
         pa = p_active(players, d, active_yesterday)
@@ -140,6 +164,7 @@ def plan_days(
             "date": np.repeat(np.array([first_day + timedelta(days=d) for d in range(days)], dtype=object), n),
             "p_purchase": p_true.ravel(),
             "purchased": bought.ravel(),
+            "p_churn_7d": p_churn.ravel(),
         }
     )
     cat = {k: np.concatenate(v).astype(np.int64) if v else np.zeros(0, dtype=np.int64) for k, v in out.items()}
