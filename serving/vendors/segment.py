@@ -191,25 +191,25 @@ _Id = Annotated[str, msgspec.Meta(max_length=64)]
 """A user id longer than the contract's player id is left to ``map_all`` (its contract reason)."""
 
 
-class _OS(msgspec.Struct):
+class _OS(msgspec.Struct, gc=False):
     name: str | None = None
 
 
-class _Device(msgspec.Struct):
+class _Device(msgspec.Struct, gc=False):
     type: str | None = None
 
 
-class _App(msgspec.Struct):
+class _App(msgspec.Struct, gc=False):
     version: _Id | None = None
 
 
-class _Context(msgspec.Struct):
+class _Context(msgspec.Struct, gc=False):
     os: _OS | None = None
     device: _Device | None = None
     app: _App | None = None
 
 
-class _TypedMessage(msgspec.Struct):
+class _TypedMessage(msgspec.Struct, gc=False):
     messageId: uuid.UUID
     type: str | None = None
     event: str | None = None
@@ -224,7 +224,7 @@ class _TypedMessage(msgspec.Struct):
     context: _Context | None = None
 
 
-class _TypedBatch(msgspec.Struct):
+class _TypedBatch(msgspec.Struct, gc=False):
     batch: list[_TypedMessage]
     sentAt: str | None = None
 

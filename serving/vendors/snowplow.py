@@ -236,7 +236,7 @@ _Id = Annotated[str, msgspec.Meta(max_length=64)]
 """A user or session id longer than the contract takes is left to ``map_event``."""
 
 
-class _TypedPairs(msgspec.Struct):
+class _TypedPairs(msgspec.Struct, gc=False):
     eid: uuid.UUID
     e: str | None = None
     aid: str | None = None
@@ -263,17 +263,17 @@ class _TypedPairs(msgspec.Struct):
     refr: str | None = None
 
 
-class _TypedPayload(msgspec.Struct):
+class _TypedPayload(msgspec.Struct, gc=False):
     schema: str
     data: list[_TypedPairs]
 
 
-class _UnstructInner(msgspec.Struct):
+class _UnstructInner(msgspec.Struct, gc=False):
     data: dict[str, PropertyValue]
     schema: str = ""
 
 
-class _Unstruct(msgspec.Struct):
+class _Unstruct(msgspec.Struct, gc=False):
     data: _UnstructInner
 
 
