@@ -13,9 +13,9 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars demo test lint bench-collector bench-serving bench-lakehouse clean
+.PHONY: install python-deps jars browser demo test lint bench-collector bench-serving bench-lakehouse clean
 
-install: python-deps jars
+install: python-deps jars browser
 
 python-deps: $(PY_STAMP)
 
@@ -36,6 +36,10 @@ $(JARS_STAMP): jvm/pom.xml
 	rm -rf jvm/jars
 	cd jvm && mvn -q -B dependency:copy-dependencies
 	@touch $@
+
+# The report tests render HTML to PNG with headless Chromium (Debian package), installed when missing.
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 demo: install
 	$(BIN)/playerpulse demo $(DEMO_ARGS)

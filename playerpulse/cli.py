@@ -23,6 +23,7 @@ from playerpulse.cost.command import cost_app
 from playerpulse.deploy_commands import collector_app, infra_app, lambda_rollback, models_deploy, models_package
 from playerpulse.forget_command import forget
 from playerpulse.infra_command import infra_create
+from playerpulse.report_command import report_app
 from playerpulse.sql_command import sql
 from playerpulse.submit_command import submit
 
@@ -52,6 +53,7 @@ app.command("forget")(forget)
 app.add_typer(collector_app, name="collector")
 keys_app = typer.Typer(help="API keys per game and role.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(report_app, name="report")
 
 Env = Annotated[
     str | None,

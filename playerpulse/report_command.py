@@ -1,0 +1,149 @@
+"""``playerpulse report latency|model NAME [--since …] [--out FILE] [--check]`` (registered in ``cli.py``).
+
+Each report reads its Delta tables (``gold.latency``; ``gold.predictions`` and the model's
+training set), writes one self-contained HTML file and prints where. With ``--check`` every
+alert threshold (``alerts`` in the configuration) the report's figures break is printed as one
+line on stderr and the command exits 1: a scheduler pages on the exit code, a person reads
+the lines.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+from features.config import Settings, load_settings
+from features.errors import ConfigError
+from playerpulse.report_html import Report
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from pyspark.sql import SparkSession
+
+report_app = typer.Typer(help="HTML reports on latency and model health; --check for alerts.", no_args_is_help=True)
+console = Console()
+err_console = Console(stderr=True)
+
+_RELATIVE = re.compile(r"^(\d+)([mhd])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+Since = Annotated[
+    str | None,
+    typer.Option(help="Only data from this time on: an ISO date or time (UTC), or an age such as 90m, 6h, 7d."),
+]
+Out = Annotated[Path | None, typer.Option(help="HTML file to write (default: {workdir}/reports/<report>.html).")]
+Check = Annotated[bool, typer.Option("--check", help="Exit 1 with one line per breached alert threshold.")]
+Env = Annotated[str | None, typer.Option("--env", help="Configuration to use: conf/<env>.yaml.")]
+Workdir = Annotated[Path | None, typer.Option("--workdir", help="Folder for all embedded state.")]
+
+
+def parse_since(since: str | None, now: datetime | None = None) -> datetime | None:
+    """``--since`` as an aware UTC time; ``ConfigError`` naming the option when unreadable."""
+    if since is None:
+        return None
+    m = _RELATIVE.match(since.strip())
+    if m:
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+    try:
+        parsed = datetime.fromisoformat(since.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--since '{since}' is neither an ISO date/time (2026-12-01, 2026-12-01T10:00) nor an age (90m, 6h, 7d)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _window(since: datetime | None) -> str:
+    return f"since {since:%Y-%m-%d %H:%M} UTC" if since else "all time"
+
+
+def _naive_utc(since: datetime) -> datetime:
+    return since.astimezone(UTC).replace(tzinfo=None)
+
+
+def load_latency(spark: SparkSession, settings: Settings, since: datetime | None = None) -> pd.DataFrame:
+    from pyspark.sql import functions as F
+
+    from pipelines.lake import read_table
+
+    rows = read_table(spark, settings, "gold.latency", "monitoring")
+    if since is not None:
+        rows = rows.where(F.col("at") >= F.lit(_naive_utc(since)))
+    return rows.select("at", "source", "batch", "hop", "ms").toPandas()
+
+
+def load_model(
+    spark: SparkSession, settings: Settings, name: str, since: datetime | None = None, training_rows: int = 100_000
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``(predictions, training set features, feature names)`` of model ``name``."""
+    from pyspark.sql import functions as F
+
+    from features.model_config import load_model_config
+    from pipelines.lake import read_table
+
+    cfg = load_model_config(settings, name)
+    predictions = read_table(spark, settings, "gold.predictions", "monitoring").where(F.col("model") == name)
+    if since is not None:
+        predictions = predictions.where(F.col("served_at") >= F.lit(_naive_utc(since)))
+    training = read_table(spark, settings, f"gold.training_{name}", f"train {name}")
+    features = [f for f in cfg.feature_names if f in training.columns]
+    return predictions.toPandas(), training.select(*features).limit(training_rows).toPandas(), list(cfg.feature_names)
+
+
+def _write(report: Report, out: Path | None, settings: Settings, default_name: str) -> Path:
+    path = out or settings.reports_dir / default_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.html(), encoding="utf-8")
+    return path
+
+
+def _finish(report: Report, path: Path, check: bool) -> None:
+    console.print(f"wrote {path} ({len(report.sections)} sections, {len(report.breaches)} breaches)")
+    if check and report.breaches:
+        for line in report.breaches:
+            err_console.print(f"ALERT {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+def _spark(settings: Settings) -> SparkSession:
+    from pipelines.session import get_spark
+
+    return get_spark(settings, app_name="playerpulse-report")
+
+
+@report_app.command("latency")
+def latency_command(
+    since: Since = None, out: Out = None, check: Check = False, env: Env = None, workdir: Workdir = None
+) -> None:
+    """Per-hop latency distributions, p50/p95/p99 over time, stream backlog, micro-batch durations."""
+    from playerpulse.latency_report import latency_report
+
+    settings = load_settings(env, workdir)
+    start = parse_since(since)
+    rows = load_latency(_spark(settings), settings, start)  # the session ends with the process
+    report = latency_report(rows, settings.alerts, _window(start))
+    _finish(report, _write(report, out, settings, "latency.html"), check)
+
+
+@report_app.command("model")
+def model_command(
+    name: Annotated[str, typer.Argument(help="A model declared in conf/models/NAME.yaml.")],
+    since: Since = None,
+    out: Out = None,
+    check: Check = False,
+    env: Env = None,
+    workdir: Workdir = None,
+) -> None:
+    """Score distribution over time, fallback rate by reason, challenger vs champion, feature drift (PSI)."""
+    from playerpulse.model_report import model_report
+
+    settings = load_settings(env, workdir)
+    start = parse_since(since)
+    predictions, training, features = load_model(_spark(settings), settings, name, start)
+    report = model_report(name, predictions, training, features, settings.alerts)
+    _finish(report, _write(report, out, settings, f"model-{name}.html"), check)
