@@ -256,3 +256,21 @@ def test_every_record_read_carries_the_streams_own_stamp_of_its_durable_write(st
     # Kinesis' ApproximateArrivalTimestamp is approximate: a second either side
     assert len(stamps) == 4
     assert all(s is not None and before - 1000 <= s <= after + 1000 for s in stamps)
+
+
+def test_a_sqlite_stream_file_from_before_the_stamp_column_opens_and_stamps_new_records(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.executescript(
+            "CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, shard INTEGER NOT NULL, "
+            "partition_key TEXT NOT NULL, data BLOB NOT NULL);"
+            "INSERT INTO records (shard, partition_key, data) VALUES (0, 'p', x'01');"
+        )
+
+    with open_stream(SqliteStreamConfig(path=str(path), shards=1)) as stream:
+        stream.put([StreamRecord("p", b"\x02")])
+        records = list(stream.read_all())
+
+    assert [(r.data, r.stream_at is None) for r in records] == [(b"\x01", True), (b"\x02", False)]

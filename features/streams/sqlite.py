@@ -44,7 +44,11 @@ class SqliteStream(Stream):
         self._db = ThreadLocalSqlite(config.path, "FULL", timeout_s=config.busy_timeout_ms / 1000, schema=_SCHEMA)
         columns = {row[1] for row in self._db.conn.execute("PRAGMA table_info(records)")}
         if "stream_at" not in columns:  # a stream file made before records carried the stamp
-            self._db.conn.execute("ALTER TABLE records ADD COLUMN stream_at INTEGER")
+            try:
+                self._db.conn.execute("ALTER TABLE records ADD COLUMN stream_at INTEGER")
+            except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise
 
     def put(self, records: Sequence[StreamRecord]) -> None:
         if not records:
