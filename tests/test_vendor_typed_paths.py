@@ -268,3 +268,12 @@ def test_gameanalytics_bodies_the_typed_path_takes_become_the_same_events(events
 def test_gameanalytics_bodies_the_typed_path_cannot_take_alike_are_left_to_the_other(events):
     typed, _ = gameanalytics_both([ga("user"), *events])
     assert typed is None
+
+
+def test_a_single_message_route_body_becomes_the_same_event():
+    message = {k: v for k, v in seg().items() if k != "type"}  # /v1/track: the route names the type
+    data = json.dumps(message).encode()
+    raws, _ = segment.parse(data, "track")
+    expected = event_by_event(segment.map_all(mapper("segment"), data, raws, "track", None))
+    typed = segment.typed_events(mapper("segment"), data, "track")
+    assert typed is not None and typed == expected
