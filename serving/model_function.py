@@ -48,6 +48,7 @@ from serving.lambda_body import event_body  # noqa: E402
 from serving.model_files import check_features, load_champion  # noqa: E402
 from serving.models import ChampionCache, ChampionModel  # noqa: E402
 from serving.predict import Predictor  # noqa: E402
+from serving.prediction_log import PredictionLog, log_folder  # noqa: E402
 from serving.privacy import predict_for, read_profile  # noqa: E402
 from serving.requests import (  # noqa: E402
     BAD_PLAYER_ID,
@@ -97,6 +98,8 @@ class ModelRuntime:
     cold_start_cpu_ms: float = 0.0
     """CPU time the process had used when ready (interpreter start, imports, model load): the
     cold start's own work, which a busy machine's wait for a core does not inflate."""
+    prediction_log: PredictionLog | None = None
+    """The sampled prediction log, written after an invocation once a file is due."""
 
 
 def _default_model_dir() -> Path:
@@ -123,13 +126,22 @@ def build_runtime(environ: os._Environ[str] | dict[str, str] = os.environ) -> Mo
         champion = champions.get(model)
     check_features(champion, cfg)
     store = open_online_store(settings.online_store, settings.serving.store_timeout_ms)
+    prediction_log = PredictionLog(
+        settings.serving.prediction_log,
+        log_folder(settings.reports_location),
+        endpoint_url=settings.lake.endpoint_url,
+        region=settings.lake.region,
+        background=False,  # the container freezes between invocations: the handler flushes
+    )
     # the packaged declaration, not a second read from conf/
-    predictor = Predictor(settings, store, champions=champions, configs={model: cfg})
+    predictor = Predictor(settings, store, champions=champions, configs={model: cfg}, prediction_log=prediction_log)
     pseudonyms = GamePseudonyms.of(settings.games)  # secrets resolved once, at cold start
     cold_ms = IMPORT_MS + (time.perf_counter() - started) * 1000
     keys = GameKeys(settings.games)
     cpu_ms = time.process_time() * 1000
-    return ModelRuntime(settings, model, cfg, store, champion, predictor, keys, cold_ms, pseudonyms, cpu_ms)
+    return ModelRuntime(
+        settings, model, cfg, store, champion, predictor, keys, cold_ms, pseudonyms, cpu_ms, prediction_log
+    )
 
 
 router = Router()
@@ -249,7 +261,11 @@ def event_kind(event: dict[str, Any]) -> str:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    return _RESOLVERS[event_kind(event)].resolve(event, context)
+    try:
+        return _RESOLVERS[event_kind(event)].resolve(event, context)
+    finally:
+        if _runtime is not None and _runtime.prediction_log is not None:
+            _runtime.prediction_log.flush_if_due()  # never raises: a failed write is counted as dropped
 
 
 def init(environ: os._Environ[str] | dict[str, str] = os.environ) -> ModelRuntime:

@@ -55,6 +55,7 @@ class PredictionLog:
         region: str | None = None,
         rng: Callable[[], float] = random.random,
         on_drop: Callable[[int], None] | None = None,
+        background: bool = True,
     ):
         self.config = config
         self.folder = folder.rstrip("/")
@@ -68,6 +69,10 @@ class PredictionLog:
         self._s3 = None
         self._prefix = uuid.uuid4().hex[:12]  # one process, one file-name prefix: no two writers collide
         self._files = 0
+        self._background = background
+        """A writer thread (a server); without one (AWS Lambda, whose container freezes between
+        invocations) the caller calls ``flush_if_due`` after each request instead."""
+        self._oldest: float | None = None
         self.dropped = 0
         parts = urlsplit(self.folder)
         if parts.scheme in ("s3", "s3a", "s3n"):
@@ -87,6 +92,8 @@ class PredictionLog:
                 full, ready = True, False
             else:
                 self._queue.append(dict(record))
+                if self._oldest is None:
+                    self._oldest = time.monotonic()
                 full = False
                 ready = len(self._queue) >= self.config.max_file_records
         if full:
@@ -98,7 +105,20 @@ class PredictionLog:
             self._wake.set()
         return True
 
+    def flush_if_due(self) -> int:
+        """Write the queue if a file's worth is waiting or its oldest record has waited
+        ``flush_seconds``; how many records were written."""
+        with self._lock:
+            size, oldest = len(self._queue), self._oldest
+        if size >= self.config.max_file_records or (
+            oldest is not None and time.monotonic() - oldest >= self.config.flush_seconds
+        ):
+            return self.flush()
+        return 0
+
     def _start(self) -> None:
+        if not self._background:
+            return
         if self._thread is None:
             with self._lock:
                 if self._thread is None:
@@ -118,6 +138,8 @@ class PredictionLog:
             with self._lock:
                 n = min(len(self._queue), self.config.max_file_records)
                 batch = [self._queue.popleft() for _ in range(n)]
+                if not self._queue:
+                    self._oldest = None
             if not batch:
                 return written
             try:

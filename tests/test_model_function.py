@@ -118,6 +118,25 @@ def test_a_prediction_emits_each_hop_of_the_profile_it_read_as_an_emf_metric(run
     }
 
 
+def test_each_invocation_writes_the_prediction_log_once_a_file_is_due(function_env, monkeypatch):
+    from serving.prediction_log import read_log
+
+    conf = Path(function_env["PLAYERPULSE_CONF_DIR"]) / "local.yaml"
+    raw = yaml.safe_load(conf.read_text())
+    raw.setdefault("serving", {})["prediction_log"] = {"sample_rate": 1.0, "max_file_records": 1}
+    conf.write_text(yaml.safe_dump(raw))
+    for k, v in function_env.items():
+        monkeypatch.setenv(k, v)
+    rt = model_function.init(function_env)
+    try:
+        status, _ = call(event("http_api_predict.json"))
+    finally:
+        rt.store.close()
+
+    (record,) = read_log(str(Path(function_env["PLAYERPULSE_WORKDIR"]) / "reports" / "predictions"))
+    assert status == 200 and (record["model"], record["reason"]) == ("store_offer", "no_profile")
+
+
 def test_a_rest_api_predict_answers_the_same(runtime):
     assert call(event("rest_api_predict.json"))[0] == 200
 

@@ -112,3 +112,16 @@ def test_on_s3_each_file_is_one_object(aws_endpoint):
     (obj,) = s3.list_objects_v2(Bucket="pp-prediction-log", Prefix="reports/predictions/")["Contents"]
     body = s3.get_object(Bucket="pp-prediction-log", Key=obj["Key"])["Body"].read()
     assert obj["Key"].endswith(".jsonl") and json.loads(body) == {"n": 1}
+
+
+def test_without_a_writer_thread_records_are_written_once_a_file_is_due(tmp_path):
+    config = PredictionLogConfig(sample_rate=1.0, max_file_records=2, flush_seconds=3600)
+    log = PredictionLog(config, str(tmp_path / "log"), background=False)
+
+    log.offer({"n": 1})
+    first = log.flush_if_due()
+    log.offer({"n": 2})
+    second = log.flush_if_due()
+
+    assert (first, second) == (0, 2)
+    assert [r["n"] for r in read_log(str(tmp_path / "log"))] == [1, 2]
