@@ -67,6 +67,11 @@ class Gateway:
             f"the gateway did not answer on {self.url} within {self.timeout:.0f}s; see {self.log_path}"
         )
 
+    @property
+    def pid(self) -> int | None:
+        """The server process's id while it runs (benchmarks read its CPU time)."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
     def kill(self) -> None:
         """SIGKILL, as a crashed host would: no shutdown hooks run."""
         if self._proc is not None and self._proc.poll() is None:

@@ -53,7 +53,8 @@ def test_in_process_and_lambda_rows_carry_a_cpu_p99_no_larger_than_their_wall_p9
     timed_in_this_process = [r for r in report.rows.values() if r.name not in COLD_ROWS and "HTTP" not in r.name]
     assert {r.name for r in timed_in_this_process} >= {IN_PROCESS, LAMBDA}
     for row in timed_in_this_process:
-        assert row.cpu_p99_ms is not None and 0 < row.cpu_p99_ms <= row.p99_ms, row
+        # each call's CPU interval lies inside its wall interval; the clocks' own jitter aside
+        assert row.cpu_p99_ms is not None and 0 < row.cpu_p99_ms <= row.p99_ms * 1.05 + 0.01, row
 
 
 def test_the_report_names_each_target_with_its_limit(report: Report) -> None:
@@ -70,7 +71,15 @@ def test_the_printed_report_shows_every_row_the_targets_and_the_load_average(rep
     out = io.StringIO()
     render(report, Console(file=out, width=200))
     text = out.getvalue()
-    for name in [*expected_rows([1]), "Targets", "load average", "Lambda package:", "MiB zipped", "CPU p99 ms"]:
+    for name in [
+        *expected_rows([1]),
+        "Targets",
+        "load average",
+        "Lambda package:",
+        "MiB zipped",
+        "CPU p99 ms",
+        "server CPU",
+    ]:
         assert name in text
     assert ("met" in text) and all(name in text for name in COLD_ROWS)
 
