@@ -14,8 +14,10 @@ from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from features.config import load_settings
+from features.contract import now_ms
 from features.deadletter import open_dead_letter_store
 from features.errors import StreamUnavailable
 from features.streams import open_stream
@@ -49,7 +51,19 @@ def handle_events(headers: dict[str, str], body: bytes) -> Response:
         stream.put(prepared.records)
     except StreamUnavailable as exc:
         prepared = stream_unavailable(exc)
+    else:
+        if prepared.records and prepared.received_at is not None:
+            emit_collector_hop(now_ms() - prepared.received_at)
     return _json(prepared.status, prepared.body(), response_headers(prepared))
+
+
+def emit_collector_hop(ms: float) -> None:
+    """The collector hop (received to durable on the stream) of one request as a ``HopLatency``
+    EMF line, dimension ``hop=collector``: the gateway's ``playerpulse_hop_seconds`` in Lambda."""
+    with single_metric(
+        name="HopLatency", unit=MetricUnit.Milliseconds, value=max(ms, 0.0), namespace="PlayerPulse"
+    ) as m:
+        m.add_dimension(name="hop", value="collector")
 
 
 @app.post("/v1/events")

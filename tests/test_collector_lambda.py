@@ -89,3 +89,13 @@ def test_an_undecodable_lambda_body_is_refused_never_a_500(lambda_env, body, is_
     assert out["statusCode"] in (400, 202)
     if out["statusCode"] == 202:
         assert json.loads(out["body"])["accepted"] == 0
+
+
+def test_an_accepted_request_emits_its_collector_hop_as_an_emf_metric(lambda_env, capsys):
+    out = invoke(lambda_env, gzip.compress(json.dumps([make_event("p3")]).encode()))
+
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"HopLatency"' in line]
+
+    assert out["statusCode"] == 202 and [b["hop"] for b in blobs] == ["collector"]
+    assert blobs[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "PlayerPulse"
+    assert 0 <= blobs[0]["HopLatency"][0] < 60_000

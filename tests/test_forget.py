@@ -6,19 +6,24 @@ import gzip
 import re
 import sqlite3
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import pytest
 
 from features.config import Settings
 from features.deadletter.base import DeadLetter, player_pattern
-from features.deadletter.sqlite import SqliteDeadLetterStore
 from features.streams.base import StreamRecord
 from features.streams.codec import decode_batch, encode_batch
 from features.streams.sqlite import SqliteStream
 from pipelines.erasure_list import player_digest
-from pipelines.forget import _without_player
+from pipelines.forget import ErasureReport, _without_player
+
+if TYPE_CHECKING:
+    from training.train import TrainResult
 
 GAME = "demo"
 INGEST = {"authorization": "Bearer pp-demo-key-local-only", "content-encoding": "gzip"}
@@ -141,9 +146,27 @@ def test_forget_refuses_a_file_line_that_is_not_a_player_id(tmp_path: Path, caps
 
 
 # --- the proof: a real pipeline run, then a search of everything -------------------------------
+#
+# One tiny world (a dozen players, two weeks) goes the whole way: the simulator's deliveries
+# through the collector core onto the stream (dead letters included), bronze → silver → gold, a
+# training set and a registered store_offer model, the profiles stream; then `forget --now` of
+# one player, and a replay of the stream under a fresh checkpoint. The game pseudonymises, so the
+# search looks for both the id the game knows and the pseudonym every store holds.
+
+SECRET = "erasure-proof-secret-0123456789"
+PLAYERS, DAYS, SEED = 12, 14, 3
+"""Small, yet with purchases in both the training and the test days of store_offer."""
 
 
-def _send_simulation(settings: Settings, players: int, days: int) -> list[str]:
+def _pseudonymised(settings: Settings) -> Settings:
+    from features.config import GameConfig
+
+    demo = settings.games[GAME].model_dump(exclude_none=True)
+    game = GameConfig.model_validate({**demo, "pseudonymise": {"secrets": [SECRET]}})
+    return settings.model_copy(update={"games": {**settings.games, GAME: game}})
+
+
+def _send_simulation(settings: Settings) -> list[str]:
     from features.contract import now_ms
     from features.deadletter import open_dead_letter_store
     from features.streams.factory import open_stream
@@ -151,7 +174,7 @@ def _send_simulation(settings: Settings, players: int, days: int) -> list[str]:
     from playerpulse.simulation.sender import stamped_body
     from serving.collector import Collector
 
-    sim = simulate(players=players, days=days, seed=11)
+    sim = simulate(players=PLAYERS, days=DAYS, seed=SEED)
     collector = Collector.from_settings(settings)
     stream, letters = open_stream(settings.stream), open_dead_letter_store(settings.dead_letter)
     try:
@@ -167,121 +190,203 @@ def _send_simulation(settings: Settings, players: int, days: int) -> list[str]:
     return sim.player_ids
 
 
-def _token(player_id: str) -> re.Pattern[bytes]:
-    return re.compile(player_pattern([player_id]).encode())
+def _tokens(needles: list[str]) -> re.Pattern[bytes]:
+    return re.compile(player_pattern(needles).encode())
 
 
-def _found_in_delta_history(spark, settings: Settings, game: str, player_id: str) -> list[str]:
-    """Every table version still readable that holds the player, as ``table@version``."""
+def _named_in(data: bytes, name: str, token: re.Pattern[bytes]) -> bool:
+    """Whether a file's bytes (gunzipped where gzip) or, for Parquet, its values name a needle."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    if token.search(data):
+        return True
+    if name.endswith(".parquet"):
+        return bool(token.search(str(pq.read_table(pa.BufferReader(data)).to_pylist()).encode()))
+    return False
+
+
+def _found_in_local_files(settings: Settings, needles: list[str]) -> list[str]:
+    token = _tokens(needles)
+    workdir = Path(settings.workdir)
+    return [str(f) for f in sorted(workdir.rglob("*")) if f.is_file() and _named_in(f.read_bytes(), f.name, token)]
+
+
+def _found_in_bucket(settings: Settings, needles: list[str]) -> list[str]:
+    """Objects of the lake's bucket (listed and read with boto3) naming a needle, and local files."""
+    import boto3
+
+    token = _tokens(needles)
+    s3 = boto3.client("s3", endpoint_url=settings.lake.endpoint_url, region_name="us-east-1")
+    bucket = settings.lake.root.split("/")[2]
+    hits = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            data = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            if _named_in(data, obj["Key"], token):
+                hits.append(f"s3://{bucket}/{obj['Key']}")
+    return hits + _found_in_local_files(settings, needles)
+
+
+def _found_in_delta_history(spark, settings: Settings, needles: list[str]) -> list[str]:
+    """Every version of every lake table that can still be read and holds a needle (``table@v``)."""
     from delta.tables import DeltaTable
     from pyspark.sql import functions as F
 
+    from pipelines.session import lake_tables
+
     found = []
-    for database in ("bronze", "silver", "gold"):
-        for path in sorted((Path(settings.lake.root) / database).glob("*")):
-            if not DeltaTable.isDeltaTable(spark, str(path)):
-                continue
-            versions = [r[0] for r in DeltaTable.forPath(spark, str(path)).history().select("version").collect()]
-            for v in versions:
-                try:
-                    df = spark.read.format("delta").option("versionAsOf", v).load(str(path))
-                    if "player_id" in df.columns:
-                        hit = df.where((F.col("game_id") == game) & (F.col("player_id") == player_id))
-                    elif "raw" in df.columns:
-                        hit = df.where(F.col("raw").rlike(player_pattern([player_id])))
-                    else:
-                        continue
-                    if hit.limit(1).count():
-                        found.append(f"{database}.{path.name}@{v}")
-                except Exception as exc:  # a version whose files VACUUM removed is unreachable
-                    if "FileNotFound" not in str(exc) and "not found" not in str(exc).lower():
-                        raise
+    for name, path in lake_tables(spark, settings).items():
+        latest = int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+        for v in range(latest + 1):
+            try:
+                df = spark.read.format("delta").option("versionAsOf", v).load(path)
+                string_columns = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+                if not string_columns:
+                    continue
+                named = F.lit(False)
+                for column in string_columns:
+                    named = named | F.col(column).rlike(player_pattern(needles))
+                if df.where(named).limit(1).count():
+                    found.append(f"{name}@{v}")
+            except Exception as exc:  # a version whose log entries or files are gone is unreadable
+                if not _unreadable_version(exc):
+                    raise
     return found
 
 
-def _found_in_files(workdir: Path, player_id: str) -> list[str]:
-    """Files whose bytes (gunzipped where gzip) or Parquet values name the player."""
-    import pyarrow.parquet as pq
-
-    token = _token(player_id)
-    hits = []
-    for file in sorted(p for p in workdir.rglob("*") if p.is_file()):
-        data = file.read_bytes()
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-        values = str(pq.read_table(file).to_pylist()).encode() if file.suffix == ".parquet" else b""
-        if token.search(data) or token.search(values):
-            hits.append(str(file))
-    return hits
+def _unreadable_version(exc: Exception) -> bool:
+    text = str(exc)
+    return any(s in text for s in ("FileNotFound", "VersionNotFound", "DELTA_", "not found", "No such file"))
 
 
-def _stream_players(settings: Settings) -> set[tuple[str, str]]:
-    with SqliteStream(settings.stream) as stream:
-        return {(e["game_id"], e["player_id"]) for r in stream.read_all() for e in decode_batch(r.data)[1]}
+def _stream_events(settings: Settings) -> list[dict]:
+    from features.streams.factory import open_stream
+
+    with open_stream(settings.stream) as stream:
+        return [e for r in stream.read_all() for e in decode_batch(r.data)[1]]
 
 
-@pytest.fixture(scope="module")
-def erased_run(spark, tmp_path_factory):
-    """Simulate → collector → stream; bronze → silver → gold; a trained model; profiles; then forget."""
-    from features.config import load_settings
+@dataclass(frozen=True)
+class ErasedRun:
+    """One full run of the line, then the erasure of one player."""
+
+    settings: Settings
+    erased: str
+    """The player's id as the game knows it."""
+    erased_stored: str
+    """Its pseudonym: what every store holds."""
+    kept_stored: str
+    """Another player's pseudonym, who must still be everywhere."""
+    report: ErasureReport
+    trained: TrainResult
+    before: list[str]
+    """Where the file search found the player before the erasure."""
+
+    @property
+    def needles(self) -> list[str]:
+        return [self.erased, self.erased_stored]
+
+
+def _run_then_forget(spark, settings: Settings, search: Callable[[Settings, list[str]], list[str]]) -> ErasedRun:
+    from features.pseudonyms import pseudonym
     from pipelines import forget
     from pipelines.jobs import run_all
     from pipelines.profiles_stream import start_profiles_stream
     from training.train import train_model
 
-    settings = load_settings("local", tmp_path_factory.mktemp("forget") / "var")
-    players = _send_simulation(settings, players=40, days=21)
-    letters = SqliteDeadLetterStore(settings.dead_letter).read(None, 100_000)
-    named = [p for p in players if any(re.search(player_pattern([p]), x.raw) for _, x in letters)]
-    erased = (named or players)[0]
-    kept = next(p for p in players if p != erased and (GAME, p) in _stream_players(settings))
+    players = _send_simulation(settings)
+    stored = {pseudonym(SECRET.encode(), p): p for p in players}
+    letters = _dead_letters(settings)
+    named = [s for s in stored if any(re.search(player_pattern([s]), raw) for raw in letters)]
+    assert named, "the simulated mess must leave some player's dead letter"
+    erased_stored = named[0]
+    on_stream = {e["player_id"] for e in _stream_events(settings)}
+    kept_stored = next(s for s in sorted(on_stream) if s != erased_stored)
+
     run_all(spark, settings)
     trained = train_model(spark, settings, "store_offer")
     start_profiles_stream(spark, settings, available_now=True).awaitTermination()
-    assert _found_in_files(Path(settings.workdir), erased), "the player must be somewhere before the erasure"
+    before = search(settings, [stored[erased_stored], erased_stored])
 
-    report = forget.run(spark, settings, GAME, [erased], now=True)
+    report = forget.run(spark, settings, GAME, [stored[erased_stored]], now=True)
     # a replay from the start under a fresh checkpoint must not bring the profile back
-    replay = str(Path(settings.workdir) / "replay-checkpoint")
+    replay = f"{settings.lake.checkpoints.rstrip('/')}/replay"
     start_profiles_stream(spark, settings, available_now=True, checkpoint=replay).awaitTermination()
-    return settings, erased, kept, report, trained
+    return ErasedRun(settings, stored[erased_stored], erased_stored, kept_stored, report, trained, before)
+
+
+def _dead_letters(settings: Settings) -> list[str]:
+    from features.deadletter import open_dead_letter_store
+
+    store = open_dead_letter_store(settings.dead_letter)
+    try:
+        return [x.raw for _, x in store.read(None, 100_000)]
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def local_run(spark, tmp_path_factory) -> ErasedRun:
+    """The whole line on local disk (Delta, SQLite stream and stores, MLflow on SQLite)."""
+    from features.config import load_settings
+
+    settings = _pseudonymised(load_settings("local", tmp_path_factory.mktemp("forget") / "var"))
+    return _run_then_forget(spark, settings, _found_in_local_files)
+
+
+# the local-disk proof
 
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_no_readable_delta_version_holds_the_erased_player(spark, erased_run):
-    settings, erased, _, _, _ = erased_run
-    assert _found_in_delta_history(spark, settings, GAME, erased) == []
+def test_the_player_was_stored_before_the_erasure(local_run):
+    assert any("/lake/bronze/player_events/" in f for f in local_run.before), local_run.before
+    assert not any(re.search(player_pattern([local_run.erased]), f) for f in local_run.before), (
+        "the raw id is never stored"
+    )
 
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_no_file_under_the_work_folder_names_the_erased_player(erased_run):
-    settings, erased, _, _, _ = erased_run
-    assert _found_in_files(Path(settings.workdir), erased) == []
+def test_no_readable_delta_version_holds_the_erased_player(spark, local_run):
+    assert _found_in_delta_history(spark, local_run.settings, local_run.needles) == []
 
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_the_stream_stores_and_profile_no_longer_hold_the_erased_player(erased_run):
+def test_no_file_under_the_work_folder_names_the_erased_player(local_run):
+    assert _found_in_local_files(local_run.settings, local_run.needles) == []
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_the_stream_and_the_dead_letters_no_longer_hold_the_erased_player(local_run):
+    token = re.compile(player_pattern(local_run.needles))
+    assert not [e for e in _stream_events(local_run.settings) if token.search(msgspec.json.encode(e).decode())]
+    assert not [raw for raw in _dead_letters(local_run.settings) if token.search(raw)]
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_a_replay_from_the_start_does_not_bring_the_profile_back(local_run):
     from features.online import open_online_store
 
-    settings, erased, _, _, _ = erased_run
-    assert (GAME, erased) not in _stream_players(settings)
-    letters = SqliteDeadLetterStore(settings.dead_letter).read(None, 100_000)
-    assert not [x for _, x in letters if re.search(player_pattern([erased]), x.raw)]
-    with open_online_store(settings.online_store) as store:
-        assert store.get(GAME, erased) is None
+    with open_online_store(local_run.settings.online_store) as store:
+        assert store.get(GAME, local_run.erased_stored) is None
+        assert store.get(GAME, local_run.erased) is None
 
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_everyone_elses_data_is_still_there(spark, erased_run):
+def test_everyone_elses_data_is_still_there(spark, local_run):
     from features.online import open_online_store
     from pipelines.session import table_path
 
-    settings, _, kept, _, _ = erased_run
-    assert (GAME, kept) in _stream_players(settings)
+    settings, kept = local_run.settings, local_run.kept_stored
+    assert kept in {e["player_id"] for e in _stream_events(settings)}
     with open_online_store(settings.online_store) as store:
         assert store.get(GAME, kept) is not None
     for table in ("bronze.player_events", "silver.player_events", "gold.player_daily"):
@@ -291,22 +396,98 @@ def test_everyone_elses_data_is_still_there(spark, erased_run):
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_the_model_trained_on_the_player_is_listed_for_retraining(erased_run):
-    _, _, _, report, trained = erased_run
+def test_the_model_trained_on_the_player_is_listed_and_tagged_for_retraining(local_run):
+    from training.registry import tracking_client
+
+    report, trained = local_run.report, local_run.trained
     assert [(m["model"], m["version"]) for m in report.retrain] == [("store_offer", trained.version)]
+    version = tracking_client(local_run.settings).get_model_version("store_offer", str(trained.version))
+    assert version.tags["erasure.retrain_required"] == "true"
 
 
 @pytest.mark.spark
 @pytest.mark.erasure_proof
-def test_the_erasure_log_names_the_player_by_digest_only(spark, erased_run):
+def test_the_erasure_log_names_the_player_by_digest_only(spark, local_run):
     from pipelines.erasure_list import erasure_log_path
 
-    settings, erased, _, report, _ = erased_run
-    rows = spark.read.format("delta").load(erasure_log_path(settings)).collect()
-    assert {r.player_digest for r in rows} == {player_digest(GAME, erased)}
+    rows = spark.read.format("delta").load(erasure_log_path(local_run.settings)).collect()
+    assert {r.player_digest for r in rows} == {player_digest(GAME, local_run.erased_stored)}
     assert {r.place for r in rows} >= {"bronze.player_events", "silver.player_events", "online_store", "stream"}
-    assert report.removed["bronze.player_events"] > 0
-    assert erased not in msgspec.json.encode([r.asDict() for r in rows]).decode()
+    assert local_run.report.removed["bronze.player_events"] > 0
+    assert not re.search(player_pattern(local_run.needles), msgspec.json.encode([r.asDict() for r in rows]).decode())
+
+
+# --- the same proof with the lake on S3 (moto_server over HTTP) --------------------------------
+
+
+def _on_s3(settings: Settings, endpoint: str) -> Settings:
+    """The lake, checkpoints, reports, dead letters and MLflow artifacts in one new bucket."""
+    import boto3
+
+    from features.config import LakeConfig, MlflowConfig, S3DeadLetterConfig
+
+    bucket = f"pp-erasure-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    lake = LakeConfig(
+        root=f"s3a://{bucket}/lake",
+        checkpoints=f"s3a://{bucket}/checkpoints",
+        reports=f"s3a://{bucket}/reports",
+        endpoint_url=endpoint,
+        region="us-east-1",
+    )
+    mlflow = MlflowConfig.model_validate(
+        {**settings.mlflow.model_dump(), "artifact_root": f"s3://{bucket}/mlflow", "s3_endpoint_url": endpoint}
+    )
+    letters = S3DeadLetterConfig(bucket=bucket, endpoint_url=endpoint)
+    return settings.model_copy(update={"lake": lake, "mlflow": mlflow, "dead_letter": letters})
+
+
+@pytest.fixture(scope="module")
+def s3_run(spark, aws_endpoint, tmp_path_factory) -> ErasedRun:
+    """The whole line with every lake path on ``s3a://`` (stream and online store stay SQLite)."""
+    from features.config import load_settings
+    from pipelines.session import apply_s3a
+
+    local = load_settings("local", tmp_path_factory.mktemp("forget-s3") / "var")
+    settings = _on_s3(_pseudonymised(local), aws_endpoint)
+    apply_s3a(spark, settings)
+    return _run_then_forget(spark, settings, _found_in_bucket)
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_on_s3_the_player_was_in_the_bucket_before_the_erasure(s3_run):
+    assert any("/lake/bronze/player_events/" in f for f in s3_run.before), s3_run.before
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_on_s3_no_readable_delta_version_holds_the_erased_player(spark, s3_run):
+    assert _found_in_delta_history(spark, s3_run.settings, s3_run.needles) == []
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_on_s3_no_object_in_the_bucket_nor_local_file_names_the_erased_player(s3_run):
+    assert _found_in_bucket(s3_run.settings, s3_run.needles) == []
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_on_s3_the_stream_dead_letters_and_profile_no_longer_hold_the_erased_player(s3_run):
+    from features.online import open_online_store
+
+    token = re.compile(player_pattern(s3_run.needles))
+    assert not [e for e in _stream_events(s3_run.settings) if token.search(msgspec.json.encode(e).decode())]
+    assert not [raw for raw in _dead_letters(s3_run.settings) if token.search(raw)]
+    with open_online_store(s3_run.settings.online_store) as store:
+        assert store.get(GAME, s3_run.erased_stored) is None
+
+
+@pytest.mark.spark
+@pytest.mark.erasure_proof
+def test_on_s3_the_model_is_listed_for_retraining(s3_run):
+    assert [(m["model"], m["version"]) for m in s3_run.report.retrain] == [("store_offer", s3_run.trained.version)]
 
 
 def test_sqlite_scrub_leaves_no_deleted_bytes(tmp_path: Path):
