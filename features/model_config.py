@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from features.config import Settings, _describe
 from features.contract import EVENT_TYPES
 from features.definitions import FEATURE_SETS, FeatureSet
 from features.errors import ConfigError, ModelNotFound
+from features.properties import PROPERTY_TYPES
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """Model names double as file names and MLflow registry names, and arrive in URL paths."""
@@ -31,14 +32,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LabelSpec(_Strict):
-    """What the model predicts: does the player produce ``event_type`` within the horizon?"""
+LabelKind = Literal["occurrence", "absence", "regression"]
+NUMERIC_PROPERTIES = tuple(n for n, t in PROPERTY_TYPES.items() if t == "double")
+"""Silver's typed numeric property columns: what a regression label may sum."""
 
+
+class LabelSpec(_Strict):
+    """What the model predicts about the window ``(as_of, as_of + horizon]`` after a snapshot.
+
+    ``kind`` says how the label event becomes a target, and so the objective and metrics:
+
+    - ``occurrence``: 1 when the player produces ``event_type`` in the window (``purchase``
+      within 24 h), a binary classifier;
+    - ``absence``: 1 when the player produces *no* ``event_type`` in the window (churn: no
+      ``session_start`` within 7 days), a binary classifier;
+    - ``regression``: the sum of ``value`` over the player's ``event_type`` events in the window
+      (spend: ``price_usd`` of purchases over 7 days, 0 without any), a regressor.
+    """
+
+    kind: LabelKind = "occurrence"
     event_type: str
     """An event type of the contract (``purchase``); its occurrence after the snapshot is the label."""
     horizon_hours: float = Field(gt=0, le=24 * 90)
     """The label window is ``(as_of, as_of + horizon]``: strictly after the snapshot, up to and
     including its end, so nothing the features saw can leak into the label."""
+    value: str | None = None
+    """``regression`` only: the numeric property column summed over the window (``price_usd``)."""
+    ground_truth: str | None = None
+    """The column of the simulator's ground-truth parquet holding the true probability of this
+    label (``p_purchase``, ``p_churn_7d``): with it, training logs the AUC ceiling."""
 
     @field_validator("event_type")
     @classmethod
@@ -47,9 +69,41 @@ class LabelSpec(_Strict):
             raise ValueError(f"unknown event type '{v}' (known: {', '.join(EVENT_TYPES)})")
         return v
 
+    @field_validator("value")
+    @classmethod
+    def _value_fits_kind(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind", "occurrence")
+        if kind != "regression":
+            if v is not None:
+                raise ValueError(f"only a regression label sums a value; a {kind} label takes none")
+            return v
+        if v not in NUMERIC_PROPERTIES:
+            raise ValueError(f"'{v}' is not a numeric property column (known: {', '.join(NUMERIC_PROPERTIES)})")
+        return v
+
+    @model_validator(mode="after")
+    def _regression_names_its_value(self) -> LabelSpec:
+        if self.kind == "regression" and self.value is None:
+            raise ValueError(
+                f"a regression label needs 'value', the property summed over the window "
+                f"(one of {', '.join(NUMERIC_PROPERTIES)})"
+            )
+        if self.kind == "regression" and self.ground_truth is not None:
+            raise ValueError("ground_truth names a true probability, which only a classification label has")
+        return self
+
     @property
     def horizon_ms(self) -> int:
         return round(self.horizon_hours * 3_600_000)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.kind != "regression"
+
+    @property
+    def objective(self) -> str:
+        """The xgboost objective the kind implies."""
+        return "binary:logistic" if self.is_classification else "reg:squarederror"
 
 
 class XGBoostParams(_Strict):
@@ -80,6 +134,10 @@ class TrainingSpec(_Strict):
     """A snapshot is used only when at least this many days of data lie behind it, so the
     first days (whose 7- and 30-day windows are still filling up) do not teach the model."""
     seed: int = 42
+    snapshot_every_days: int = Field(1, ge=1, le=28)
+    """Snapshot cadence: one snapshot per player every this many days, counted from the first
+    day of data (1: daily, 7: weekly). Daily snapshots of a 7-day label share most of their
+    window with their neighbours; a sparser cadence trades rows for independence."""
 
 
 class QualityGate(_Strict):
@@ -98,6 +156,35 @@ class QualityGate(_Strict):
     Tiers map a score to content by absolute thresholds, so a model that ranks well but whose
     probabilities drifted would still show players the wrong content."""
     calibration_bins: int = Field(10, ge=2, le=100)
+
+
+class Bounds(_Strict):
+    """A closed interval ``[low, high]``."""
+
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bounds:
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        return self
+
+
+class TrainingSetExpectations(_Strict):
+    """What Great Expectations checks on the training set before any training; a failure stops
+    the run naming the expectation. The key columns and ``label`` are always required non-null."""
+
+    label_share: Bounds | None = None
+    """Classification: the share of rows labelled 1 must lie in ``[low, high]``; a share outside
+    means the label, the events or the snapshot window changed, not that the players did."""
+    label_range: Bounds | None = None
+    """Regression: every label value must lie in ``[low, high]``."""
+    not_null: list[str] = []
+    """Features of the model that must never be null (many legitimately are: a recency of
+    something that never happened)."""
+    ranges: dict[str, Bounds] = {}
+    """Feature → bounds its non-null values must lie in."""
 
 
 class Tier(_Strict):
@@ -161,6 +248,7 @@ class ModelConfig(_Strict):
     response: ResponseSpec
     fallback: FallbackSpec
     serving: ServingSpec = ServingSpec()
+    expectations: TrainingSetExpectations = TrainingSetExpectations()
 
     @field_validator("name")
     @classmethod
@@ -193,6 +281,18 @@ class ModelConfig(_Strict):
         if unknown:
             raise ValueError(f"{unknown} are not features of {fs_name} (known: {', '.join(known)})")
         return v
+
+    @model_validator(mode="after")
+    def _expectations_fit_the_model(self) -> ModelConfig:
+        e, names = self.expectations, set(self.feature_names)
+        unknown = sorted({*e.not_null, *e.ranges} - names)
+        if unknown:
+            raise ValueError(f"expectations name {unknown}, which are not features of model '{self.name}'")
+        if self.label.is_classification and e.label_range is not None:
+            raise ValueError("expectations.label_range bounds a regression label; a classifier takes label_share")
+        if not self.label.is_classification and e.label_share is not None:
+            raise ValueError("expectations.label_share bounds a classification label; a regressor takes label_range")
+        return self
 
     @property
     def fs(self) -> FeatureSet:

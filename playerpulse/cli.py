@@ -204,6 +204,14 @@ def train(
     ground_truth: Annotated[
         Path | None, typer.Option(help="Simulator ground truth parquet (reports the AUC ceiling).")
     ] = None,
+    reproduce: Annotated[
+        str | None,
+        typer.Option(
+            metavar="RUN_ID",
+            help="Rerun that training run from the Delta versions and declaration it recorded; "
+            "exits 1 unless every metric is identical. Registers nothing.",
+        ),
+    ] = None,
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
@@ -213,9 +221,29 @@ def train(
 
     settings = _settings(env, workdir)
     spark = get_spark(settings, app_name=f"playerpulse-train-{model}")
+    if reproduce is not None:
+        _print_reproduction(spark, settings, model, reproduce)
+        return
     result = train_model(spark, settings, model, ground_truth_path=str(ground_truth) if ground_truth else None)
     console.print(result)
     console.print(f"next: playerpulse validate {model} --version {result.version}", markup=False)
+
+
+def _print_reproduction(spark, settings: Settings, model: str, run_id: str) -> None:
+    from training.reproduce import reproduce
+
+    outcome = reproduce(spark, settings, model, run_id)
+    console.print(f"{model}: run {outcome.run_id} reproduces run {run_id} from {outcome.inputs}", markup=False)
+    code = {True: "the commit the run recorded", False: "NOT the commit the run recorded", None: "commit unknown"}
+    console.print(f"  code: {code[outcome.same_code]}", markup=False)
+    for key in sorted(outcome.metrics):
+        diff = outcome.differences.get(key)
+        shown = f"{outcome.metrics[key]:.6g}" + (f"  (recorded {diff[0]:.6g})" if diff else "")
+        console.print(f"  {'DIFF' if diff else 'same'} {key}: {shown}", markup=False)
+    if not outcome.identical:
+        console.print(f"not reproduced: {len(outcome.differences)} metric(s) differ", markup=False)
+        raise typer.Exit(1)
+    console.print("reproduced: every recorded metric is identical", markup=False)
 
 
 @app.command()

@@ -197,3 +197,64 @@ def test_listing_fails_on_one_bad_declaration(models_dir: tuple[Settings, Path])
     (folder / "bad.yaml").write_text("name: bad\nfeature_set: [unclosed\n")
     with pytest.raises(ConfigError, match=r"bad\.yaml"):
         list_model_configs(settings)
+
+
+def test_the_shipped_churn_risk_declaration_is_an_absence_label_mapping_risk_to_retention(settings: Settings) -> None:
+    cfg = load_model_config(settings, "churn_risk")
+    assert (cfg.label.kind, cfg.label.event_type, cfg.label.horizon_hours) == ("absence", "session_start", 168)
+    assert cfg.label.objective == "binary:logistic"
+    assert cfg.response.content_for(0.8)["retention_action"] == "comeback_gift"
+    assert cfg.response.content_for(0.4)["retention_action"] == "streak_bonus"
+    assert cfg.response.content_for(0.1)["retention_action"] == "none"
+
+
+def test_a_label_without_a_kind_is_an_occurrence(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration())
+    label = load_model_config(settings, "offer").label
+    assert (label.kind, label.is_classification, label.objective) == ("occurrence", True, "binary:logistic")
+
+
+def test_a_regression_label_sums_a_numeric_property_with_a_regression_objective(
+    models_dir: tuple[Settings, Path],
+) -> None:
+    settings, folder = models_dir
+    label = {"kind": "regression", "event_type": "purchase", "horizon_hours": 168, "value": "price_usd"}
+    write(folder, declaration(label=label))
+    cfg = load_model_config(settings, "offer")
+    assert (cfg.label.is_classification, cfg.label.objective) == (False, "reg:squarederror")
+
+
+def test_a_regression_label_without_a_value_is_refused(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration(label={"kind": "regression", "event_type": "purchase", "horizon_hours": 24}))
+    with pytest.raises(ConfigError, match=r"'label'.*needs 'value'"):
+        load_model_config(settings, "offer")
+
+
+def test_a_value_on_a_classification_label_is_refused(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    label = {"kind": "absence", "event_type": "session_start", "horizon_hours": 24, "value": "price_usd"}
+    write(folder, declaration(label=label))
+    with pytest.raises(ConfigError, match=r"'label.value'.*only a regression label"):
+        load_model_config(settings, "offer")
+
+
+def test_expectations_on_a_feature_the_model_does_not_use_are_refused(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration(expectations={"ranges": {"ad_view_count_7d": {"low": 0, "high": 10}}}))
+    with pytest.raises(ConfigError, match=r"ad_view_count_7d.*not features of model 'offer'"):
+        load_model_config(settings, "offer")
+
+
+def test_bounds_with_low_above_high_are_refused(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration(expectations={"label_share": {"low": 0.5, "high": 0.1}}))
+    with pytest.raises(ConfigError, match=r"'expectations.label_share'.*low 0.5 is above high 0.1"):
+        load_model_config(settings, "offer")
+
+
+def test_snapshot_cadence_defaults_to_daily(models_dir: tuple[Settings, Path]) -> None:
+    settings, folder = models_dir
+    write(folder, declaration())
+    assert load_model_config(settings, "offer").training.snapshot_every_days == 1

@@ -21,9 +21,10 @@ import yaml
 from features.config import MlflowConfig, Settings, load_settings
 from features.errors import PromotionRefused
 from playerpulse.cli import main
+from training.metrics import expected_calibration_error
 from training.promote import promote, promotion_history, rollback
 from training.registry import PROMOTIONS_EXPERIMENT, ensure_experiment, log_holdout, tracking_client, version_by_alias
-from training.validate import expected_calibration_error, validate
+from training.validate import validate
 
 FEATURES = ["store_view_count_1d", "session_count_7d"]
 MODEL = "offer"

@@ -2,8 +2,9 @@
 
 A row is one ``(game_id, player_id, as_of)`` snapshot of ``gold.player_features_v1`` (a player
 is the pair ``(game_id, player_id)``; ``game_id`` is a key, never a feature), whose features were
-computed from events at or before ``as_of`` by construction, and a label saying whether the
-player produced the model's label event in ``(as_of, as_of + horizon]``. The window is open at
+computed from events at or before ``as_of`` by construction, and a label from the player's
+label events in ``(as_of, as_of + horizon]``: whether one happened (occurrence), whether none
+did (absence), or the sum of a value over them (regression). The window is open at
 ``as_of`` (an event the features already counted can never be the label) and closed at its end.
 Snapshots whose window is not yet fully observed are dropped, or the newest days would all look
 negative. The Delta versions read are returned so the MLflow run can name its exact inputs.
@@ -14,12 +15,13 @@ Run directly: ``spark-submit training/dataset.py MODEL [--env local]``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import Settings
 from features.errors import ConfigError, TableNotFound, TrainingFailed
-from features.model_config import ModelConfig
+from features.model_config import LabelSpec, ModelConfig
 from pipelines.gold import FEATURE_TABLES
 from pipelines.session import table_path
 
@@ -63,54 +65,83 @@ def training_table(cfg: ModelConfig) -> str:
     return f"gold.training_{cfg.name}"
 
 
-def _read_pinned(spark: SparkSession, settings: Settings, name: str) -> tuple[DataFrame, int]:
-    """The table at its current version, pinned: a writer committing meanwhile cannot change
-    what this run reads, so the recorded version is exactly what was used."""
+def _read_pinned(
+    spark: SparkSession, settings: Settings, name: str, version: int | None = None
+) -> tuple[DataFrame, int]:
+    """The table at ``version`` (default: its current one), pinned: a writer committing meanwhile
+    cannot change what this run reads, so the recorded version is exactly what was used, and a
+    reproduction reads that version again."""
     from delta.tables import DeltaTable
 
     path = table_path(settings, name)
     if not DeltaTable.isDeltaTable(spark, path):
         raise TableNotFound(f"{name} does not exist at {path}: run `playerpulse pipeline all` first")
-    version = int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
-    return spark.read.format("delta").option("versionAsOf", version).load(path), version
+    latest = int(DeltaTable.forPath(spark, path).history(1).select("version").first()[0])
+    if version is None:
+        version = latest
+    elif not 0 <= version <= latest:
+        raise TrainingFailed(f"{name} has no version {version} (its newest is {latest})")
+    df = spark.read.format("delta").option("versionAsOf", version).load(path)
+    if version != latest:
+        try:  # time travel fails lazily when VACUUM removed that version's files: find out here
+            df.limit(1).collect()
+        except Exception as exc:
+            raise TrainingFailed(
+                f"{name} version {version} can no longer be read ({type(exc).__name__}); VACUUM or retention "
+                "removed its files, so that run cannot be rebuilt"
+            ) from None
+    return df, version
 
 
-def label_snapshots(snapshots: DataFrame, events: DataFrame, event_type: str, horizon_ms: int) -> DataFrame:
-    """``snapshots`` with ``label`` = 1 iff the player (game and player id) has an ``event_type``
-    event in ``(as_of, as_of + horizon]``; compared in integer microseconds so the bounds are exact."""
+def label_snapshots(snapshots: DataFrame, events: DataFrame, label: LabelSpec) -> DataFrame:
+    """``snapshots`` with ``label`` from the player's (same game and player id) ``event_type``
+    events in ``(as_of, as_of + horizon]``, compared in integer microseconds so the bounds are
+    exact: for ``occurrence`` 1 iff there is one, for ``absence`` 1 iff there is none, for
+    ``regression`` the sum of ``value`` over them (0.0 without any)."""
     from pyspark.sql import functions as F
 
-    horizon_us = horizon_ms * 1000
-    targets = events.where(F.col("event_type") == event_type).select(
-        *(F.col(c).alias(f"e_{c}") for c in PLAYER), F.unix_micros("event_time").alias("e_us")
+    horizon_us = label.horizon_ms * 1000
+    value = [F.col(label.value).alias("e_value")] if label.value is not None else []
+    targets = events.where(F.col("event_type") == label.event_type).select(
+        *(F.col(c).alias(f"e_{c}") for c in PLAYER), F.unix_micros("event_time").alias("e_us"), *value
     )
     keys = snapshots.select(*PLAYER, "as_of").withColumn("s_us", F.unix_micros("as_of"))
-    positive = (
-        keys.join(
-            targets,
-            (keys.game_id == targets.e_game_id)
-            & (keys.player_id == targets.e_player_id)
-            & (targets.e_us > keys.s_us)
-            & (targets.e_us <= keys.s_us + F.lit(horizon_us)),
-            "left_semi",
+    in_window = (
+        (keys.game_id == targets.e_game_id)
+        & (keys.player_id == targets.e_player_id)
+        & (targets.e_us > keys.s_us)
+        & (targets.e_us <= keys.s_us + F.lit(horizon_us))
+    )
+    if label.kind == "regression":
+        sums = (
+            keys.join(targets, in_window, "inner")
+            .groupBy(*PLAYER, "as_of")
+            .agg(F.sum(F.coalesce(F.col("e_value"), F.lit(0.0))).alias(LABEL))
         )
-        .select(*PLAYER, "as_of")
-        .withColumn(LABEL, F.lit(1))
-    )
-    return snapshots.join(positive, [*PLAYER, "as_of"], "left").withColumn(
-        LABEL, F.coalesce(F.col(LABEL), F.lit(0)).cast("int")
-    )
+        return snapshots.join(sums, [*PLAYER, "as_of"], "left").withColumn(
+            LABEL, F.coalesce(F.col(LABEL), F.lit(0.0)).cast("double")
+        )
+    hit = keys.join(targets, in_window, "left_semi").select(*PLAYER, "as_of").withColumn("_hit", F.lit(1))
+    occurred = F.coalesce(F.col("_hit"), F.lit(0))
+    target = occurred if label.kind == "occurrence" else F.lit(1) - occurred
+    return snapshots.join(hit, [*PLAYER, "as_of"], "left").withColumn(LABEL, target.cast("int")).drop("_hit")
 
 
-def build_training_set(spark: SparkSession, settings: Settings, cfg: ModelConfig) -> TrainingSet:
+def build_training_set(
+    spark: SparkSession, settings: Settings, cfg: ModelConfig, versions: Mapping[str, int] | None = None
+) -> TrainingSet:
     """Write ``gold.training_{name}`` (overwrite) from pinned versions of silver and the feature
-    snapshots, keeping only snapshots with ``min_history_days`` behind them and a fully observed
-    label window, and return it with the versions read."""
+    snapshots, keeping one snapshot every ``snapshot_every_days`` days with ``min_history_days``
+    behind it and a fully observed label window, and return it with the versions read.
+
+    ``versions`` (table → Delta version, as a run's lineage records them) rebuilds the set a
+    past run trained on; by default each input is read at its current version."""
     from pyspark.sql import functions as F
 
+    versions = versions or {}
     feats_name = features_table(cfg)
-    snaps, feats_version = _read_pinned(spark, settings, feats_name)
-    events, events_version = _read_pinned(spark, settings, EVENTS_TABLE)
+    snaps, feats_version = _read_pinned(spark, settings, feats_name, versions.get(feats_name))
+    events, events_version = _read_pinned(spark, settings, EVENTS_TABLE, versions.get(EVENTS_TABLE))
     # Every feature of the set, not just the model's: the gate re-scores the champion on these
     # rows even when the two versions use different feature lists.
     all_features = cfg.fs.feature_names
@@ -127,11 +158,15 @@ def build_training_set(spark: SparkSession, settings: Settings, cfg: ModelConfig
     horizon_us = cfg.label.horizon_ms * 1000
     last_us = F.lit(int(bounds["last_us"]))
     history_days = F.datediff(F.col("as_of_date"), F.lit(bounds["first_date"]).cast("date")) + 1
+    # Cadence counts from the first day of data, so the chosen days do not move as days are added.
+    on_cadence = (history_days - 1) % F.lit(cfg.training.snapshot_every_days) == 0
 
     kept = snaps.select(*KEY_COLUMNS, *all_features).where(
-        (F.unix_micros("as_of") + F.lit(horizon_us) <= last_us) & (history_days >= F.lit(cfg.training.min_history_days))
+        (F.unix_micros("as_of") + F.lit(horizon_us) <= last_us)
+        & (history_days >= F.lit(cfg.training.min_history_days))
+        & on_cadence
     )
-    labelled = label_snapshots(kept, events, cfg.label.event_type, cfg.label.horizon_ms)
+    labelled = label_snapshots(kept, events, cfg.label)
     out = labelled.select(*KEY_COLUMNS, *all_features, LABEL)
 
     from delta.tables import DeltaTable

@@ -44,7 +44,16 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-KEY_METRICS = ("test_auc", "test_logloss", "base_rate", "rows", "ceiling_auc", "auc_vs_ceiling")
+KEY_METRICS = (
+    "test_auc",
+    "test_logloss",
+    "test_brier",
+    "test_calibration_error",
+    "base_rate",
+    "rows",
+    "auc_ceiling",
+    "auc_gap_to_ceiling",
+)
 PROMOTE, ROLLBACK = "promote", "rollback"
 
 

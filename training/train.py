@@ -6,12 +6,19 @@ adjacent days leak across it. Early stopping watches the days just *before* the 
 and the final booster is refit on the whole training period with that many rounds, so the test
 set is used exactly once: to measure.
 
+The label's kind sets the objective (``binary:logistic`` for occurrence and absence labels,
+``reg:squarederror`` for a regression) and the holdout metrics (``training.metrics``). Before
+anything is fit, Great Expectations checks the rows against the declaration's ``expectations``
+(``training.data_checks``); a failure ends the run, marked failed, with the result attached.
+The run records what a reproduction needs (``training.reproduce``): the input tables' Delta
+versions, the complete declaration, the ground truth's path and the git commit.
+
 A new version is always registered (its run is the record of what was tried) with its test
 rows logged as the holdout, and gets no alias here: ``training.validate`` re-scores it and the
 champion on those rows and makes it ``challenger`` if it passes the model's quality gate, and
 ``training.promote`` makes a validated version ``champion``.
 
-Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH]``.
+Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--reproduce RUN_ID]``.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,8 +37,22 @@ import pandas as pd
 from features.config import Settings, repo_root
 from features.errors import TrainingFailed
 from features.model_config import ModelConfig, load_model_config
+from training.data_checks import validate_training_rows
 from training.dataset import LABEL, build_training_set
+from training.metrics import (
+    ceiling_metrics,
+    classification_metrics,
+    gain_importance,
+    importance_plot,
+    regression_metrics,
+    reliability_plot,
+    reliability_table,
+)
 from training.registry import ensure_experiment, log_holdout, tracking_client
+
+CONFIG_ARTIFACT = "model_config.json"
+"""The declaration the run trained with, validated and complete, so ``--reproduce`` uses it even
+after ``conf/models/NAME.yaml`` has changed."""
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -40,8 +62,9 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class TrainResult:
     name: str
-    version: int
-    """The registered version, with no alias yet: ``playerpulse validate`` decides."""
+    version: int | None
+    """The registered version, with no alias yet (``playerpulse validate`` decides); ``None``
+    for a run that registers nothing (a reproduction)."""
     run_id: str
     metrics: dict[str, float]
     training_table: str
@@ -77,17 +100,23 @@ def _require_both_classes(y: np.ndarray, part: str) -> None:
 
 
 def _xgb_params(cfg: ModelConfig) -> dict[str, Any]:
+    # Early stopping watches the *last* metric. For a classifier that is logloss, which rewards
+    # calibrated probabilities: stopping on AUC halted at the first round on small sets (ranking
+    # peaks early), leaving scores squeezed around the base rate, which validation refuses.
+    metrics = ["auc", "logloss"] if cfg.label.is_classification else ["mae", "rmse"]
     return {
         **cfg.training.xgboost.model_dump(),
-        "objective": "binary:logistic",
-        # Early stopping watches the *last* metric: logloss, which rewards calibrated probabilities.
-        # Stopping on AUC halted at the first round on small sets (ranking peaks early), leaving
-        # scores squeezed around the base rate, which validation's calibration check refuses.
-        "eval_metric": ["auc", "logloss"],
+        "objective": cfg.label.objective,
+        "eval_metric": metrics,
         "tree_method": "hist",
         "device": "cpu",
         "seed": cfg.training.seed,
     }
+
+
+def _fits(y: np.ndarray, cfg: ModelConfig) -> bool:
+    """Whether a part can be learned from or measured on: a classifier needs both classes."""
+    return len(y) > 0 and (not cfg.label.is_classification or len(np.unique(y)) == 2)
 
 
 def fit_booster(train: pd.DataFrame, cfg: ModelConfig) -> tuple[xgb.Booster, int]:
@@ -102,7 +131,7 @@ def fit_booster(train: pd.DataFrame, cfg: ModelConfig) -> tuple[xgb.Booster, int
     if t.early_stopping_rounds is not None and len(days) > t.test_days:
         fit, valid = split_by_time(train, t.test_days)
         y_fit, y_valid = fit[LABEL].to_numpy(), valid[LABEL].to_numpy()
-        if len(np.unique(y_fit)) == 2 and len(np.unique(y_valid)) == 2:
+        if _fits(y_fit, cfg) and _fits(y_valid, cfg):
             d_fit = xgb.DMatrix(_matrix(fit, names), label=y_fit, feature_names=names)
             d_valid = xgb.DMatrix(_matrix(valid, names), label=y_valid, feature_names=names)
             probe = xgb.train(
@@ -118,40 +147,11 @@ def fit_booster(train: pd.DataFrame, cfg: ModelConfig) -> tuple[xgb.Booster, int
     return xgb.train(params, d_train, rounds, verbose_eval=False), rounds
 
 
-def classification_metrics(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    return {
-        "test_auc": float(roc_auc_score(y, proba)),
-        "test_logloss": float(log_loss(y, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "base_rate": float(np.mean(y)),
-    }
-
-
-def ceiling_metrics(test: pd.DataFrame, proba: np.ndarray, ground_truth_path: str) -> dict[str, float]:
-    """How close the model gets to the simulator's true purchase probabilities on the same rows.
-
-    ``ground_truth_path`` is a parquet of ``player_id, date, p_purchase`` where ``date`` is the
-    label day (``as_of_date + 1``). ``auc_vs_ceiling`` is the model's AUC on the matched rows
-    divided by ``ceiling_auc``: 1.0 means the model ranks players as well as the truth can.
-    """
-    from sklearn.metrics import roc_auc_score
-
-    truth = pd.read_parquet(ground_truth_path, columns=["player_id", "date", "p_purchase"])
-    truth = truth.assign(date=pd.to_datetime(truth["date"]).dt.date)
-    rows = test[["player_id", "as_of_date", LABEL]].assign(
-        model_p=proba, date=[d + timedelta(days=1) for d in test["as_of_date"]]
-    )
-    matched = rows.merge(truth, on=["player_id", "date"], how="inner")
-    y = matched[LABEL].to_numpy()
-    if len(np.unique(y)) < 2:
-        raise TrainingFailed(
-            f"ground truth {ground_truth_path} matches {len(matched)} test rows with a single label: "
-            "check that it covers the test days (date = snapshot day + 1) and the same player ids"
-        )
-    ceiling = float(roc_auc_score(y, matched["p_purchase"].to_numpy()))
-    model_auc = float(roc_auc_score(y, matched["model_p"].to_numpy()))
-    return {"ceiling_auc": ceiling, "auc_vs_ceiling": model_auc / ceiling, "ceiling_rows": float(len(matched))}
+def holdout_metrics(cfg: ModelConfig, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The test metrics the label kind calls for."""
+    if cfg.label.is_classification:
+        return classification_metrics(y, pred, cfg.quality_gate.calibration_bins)
+    return regression_metrics(y, pred)
 
 
 def git_commit() -> str | None:
@@ -178,91 +178,152 @@ def _pip_requirements() -> list[str]:
     return [r for r in (pin("xgboost-cpu") or pin("xgboost"), pin("numpy"), pin("pandas")) if r]
 
 
+def _log_evaluation(cfg: ModelConfig, booster: xgb.Booster, test: pd.DataFrame, pred: np.ndarray) -> None:
+    """The holdout's pictures and tables as artifacts of the active run: the reliability table
+    and plot (classifiers) and gain importance as a table and a plot."""
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if cfg.label.is_classification:
+            table = reliability_table(test[LABEL].to_numpy(), pred, cfg.quality_gate.calibration_bins)
+            table.to_csv(folder / "reliability.csv", index=False)
+            reliability_plot(table, f"{cfg.name}: reliability on the holdout", folder / "reliability.png")
+            mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+            for f in ("reliability.csv", "reliability.png"):
+                (folder / f).unlink()
+        importance = gain_importance(booster, cfg.feature_names)
+        importance.to_csv(folder / "importance_gain.csv", index=False)
+        importance_plot(importance, f"{cfg.name}: feature importance (gain)", folder / "importance_gain.png")
+        mlflow.log_artifacts(str(folder), artifact_path="evaluation")
+
+
+def _check_training_set(rows: pd.DataFrame, cfg: ModelConfig, table: str) -> None:
+    """Great Expectations on the rows about to be fit; the result is attached to the active run,
+    and a failure stops the run naming the failed expectations."""
+    import mlflow
+
+    checked = validate_training_rows(rows, cfg)
+    mlflow.log_dict(checked.result, "data_validation/training_set.json")
+    mlflow.set_tag("data_validation", "passed" if checked.success else "failed")
+    mlflow.log_metric("data_expectations_failed", float(len(checked.failed)))
+    if not checked.success:
+        raise TrainingFailed(
+            f"{table} failed {len(checked.failed)} of {checked.evaluated} expectations, so '{cfg.name}' was "
+            "not trained: " + "; ".join(checked.failed)
+        )
+
+
 def train_model(
     spark: SparkSession,
     settings: Settings,
     name: str,
     ground_truth_path: str | None = None,
+    *,
+    config: ModelConfig | None = None,
+    versions: Mapping[str, int] | None = None,
+    register: bool = True,
+    extra_tags: Mapping[str, str] | None = None,
 ) -> TrainResult:
-    """Build the point-in-time set, train, and log and register a version with its holdout rows.
+    """Build the point-in-time set, check it, train, log the run and register a version with its
+    holdout rows (the version gets no alias: ``training.validate.validate`` decides whether it
+    may serve).
 
-    The version gets no alias: ``training.validate.validate`` decides whether it may serve.
+    ``config`` replaces the declaration file and ``versions`` pins the input tables; with
+    ``register=False`` nothing is registered: ``reproduce`` uses all three to rerun a past run.
     """
     import mlflow
     import mlflow.xgboost
     from mlflow.models import infer_signature
 
-    cfg = load_model_config(settings, name)
-    ts = build_training_set(spark, settings, cfg)
+    cfg = config or load_model_config(settings, name)
+    ts = build_training_set(spark, settings, cfg, versions)
     rows = ts.df.toPandas().sort_values(["as_of", "game_id", "player_id"], kind="stable").reset_index(drop=True)
     if rows.empty:
         raise TrainingFailed(
             f"{ts.table} is empty: no snapshot has {cfg.training.min_history_days} days of history "
             f"and a fully observed {cfg.label.horizon_hours} h label window"
         )
-    train, test = split_by_time(rows, cfg.training.test_days)
-    _require_both_classes(train[LABEL].to_numpy(), "training")
-    _require_both_classes(test[LABEL].to_numpy(), "test")
-
-    names = cfg.feature_names
-    booster, rounds = fit_booster(train, cfg)
-    proba = booster.inplace_predict(_matrix(test, names))
-    metrics = classification_metrics(test[LABEL].to_numpy(), proba)
-    metrics.update(
-        rows=float(len(rows)),
-        train_rows=float(len(train)),
-        test_rows=float(len(test)),
-        train_base_rate=float(train[LABEL].mean()),
-    )
-    if ground_truth_path is not None:
-        metrics.update(ceiling_metrics(test, proba, ground_truth_path))
+    if ground_truth_path is not None and cfg.label.ground_truth is None:
+        raise TrainingFailed(
+            f"a ground truth was given but model '{name}' declares no label.ground_truth column to read from it"
+        )
 
     client = tracking_client(settings)
     experiment_id = ensure_experiment(settings, client)
     lineage = {f"lineage.{table}": str(v) for table, v in ts.inputs.items()}
+    names = cfg.feature_names
     tags = {
         "model": name,
         "feature_set": cfg.feature_set,
         "features": json.dumps(names),
+        "label_kind": cfg.label.kind,
         "training_table": ts.table,
         "training_table_version": str(ts.version),
         **lineage,
+        **(extra_tags or {}),
     }
     commit = git_commit()
     if commit:
         tags["git_commit"] = commit
-    X = pd.DataFrame(_matrix(test, names), columns=names)
-    example = X.dropna().head(3) if not X.dropna().empty else X.head(3).fillna(0.0)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-train", tags=tags) as run:
+        mlflow.log_dict(cfg.model_dump(mode="json"), CONFIG_ARTIFACT)
+        _check_training_set(rows, cfg, ts.table)
+        train, test = split_by_time(rows, cfg.training.test_days)
+        if cfg.label.is_classification:
+            _require_both_classes(train[LABEL].to_numpy(), "training")
+            _require_both_classes(test[LABEL].to_numpy(), "test")
+        booster, rounds = fit_booster(train, cfg)
+        pred = np.asarray(booster.inplace_predict(_matrix(test, names)), dtype=np.float64)
+        metrics = holdout_metrics(cfg, test[LABEL].to_numpy(), pred)
+        metrics.update(
+            rows=float(len(rows)),
+            train_rows=float(len(train)),
+            test_rows=float(len(test)),
+            train_label_mean=float(train[LABEL].mean()),
+        )
+        if ground_truth_path is not None and cfg.label.ground_truth is not None:
+            metrics.update(ceiling_metrics(test, pred, ground_truth_path, cfg.label.ground_truth))
         mlflow.log_params(
             {
                 **{f"xgb_{k}": v for k, v in cfg.training.xgboost.model_dump().items()},
+                "objective": cfg.label.objective,
                 "num_boost_round": cfg.training.num_boost_round,
                 "rounds_used": rounds,
                 "early_stopping_rounds": cfg.training.early_stopping_rounds,
                 "test_days": cfg.training.test_days,
                 "min_history_days": cfg.training.min_history_days,
+                "snapshot_every_days": cfg.training.snapshot_every_days,
                 "seed": cfg.training.seed,
+                "label_kind": cfg.label.kind,
                 "label_event_type": cfg.label.event_type,
                 "label_horizon_hours": cfg.label.horizon_hours,
                 "train_days": f"{train['as_of_date'].min()}..{train['as_of_date'].max()}",
                 "test_period": f"{test['as_of_date'].min()}..{test['as_of_date'].max()}",
+                **({"ground_truth": ground_truth_path} if ground_truth_path else {}),
             }
         )
         mlflow.log_metrics(metrics)
         mlflow.log_dict({"feature_set": cfg.feature_set, "feature_names": names}, "feature_names.json")
+        _log_evaluation(cfg, booster, test, pred)
         log_holdout(test)
+        X = pd.DataFrame(_matrix(test, names), columns=names)
+        example = X.dropna().head(3) if not X.dropna().empty else X.head(3).fillna(0.0)
         info = mlflow.xgboost.log_model(
             booster,
             name="model",
-            signature=infer_signature(X, proba.astype(np.float64)),
+            signature=infer_signature(X, pred),
             input_example=example,
-            registered_model_name=name,
+            registered_model_name=name if register else None,
             metadata={"feature_set": cfg.feature_set, "feature_names": names, "model": name},
             pip_requirements=_pip_requirements(),
         )
         run_id = run.info.run_id
+    if not register:
+        return TrainResult(name, None, run_id, metrics, ts.table, dict(ts.inputs))
     version = int(info.registered_model_version)
     for key, value in tags.items():
         if key != "features":
@@ -281,12 +342,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--ground-truth", default=None)
+    parser.add_argument("--reproduce", default=None, metavar="RUN_ID")
     parser.add_argument("--env", default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     settings = load_settings(args.env, args.workdir)
     spark = get_spark(settings, app_name=f"train-{args.model}")
     try:
+        if args.reproduce:
+            from training.reproduce import reproduce
+
+            outcome = reproduce(spark, settings, args.model, args.reproduce)
+            print(json.dumps(outcome.to_dict(), indent=2, default=str))
+            return 0 if outcome.identical else 1
         result = train_model(spark, settings, args.model, args.ground_truth)
     finally:
         spark.stop()

@@ -35,6 +35,7 @@ from features.config import Settings
 from features.errors import TrainingFailed
 from features.model_config import ModelConfig, QualityGate, load_model_config
 from training.dataset import LABEL
+from training.metrics import classification_metrics
 from training.registry import (
     CHALLENGER,
     CHAMPION,
@@ -55,7 +56,7 @@ from training.registry import (
     tracking_client,
     version_by_alias,
 )
-from training.train import _matrix, classification_metrics
+from training.train import _matrix
 
 if TYPE_CHECKING:
     import xgboost as xgb
@@ -114,18 +115,6 @@ class ValidationResult:
         return {**asdict(self), "failed_checks": self.failed_checks, "reason": self.reason}
 
 
-def expected_calibration_error(y: np.ndarray, proba: np.ndarray, bins: int) -> float:
-    """Row-weighted mean of |mean predicted − observed rate| over ``bins`` equal-width
-    probability bins (a probability of exactly 1.0 falls in the last bin)."""
-    if len(y) == 0:
-        raise ValueError("expected_calibration_error needs at least one row")
-    p = np.asarray(proba, dtype=np.float64)
-    idx = np.minimum((p * bins).astype(np.int64), bins - 1)
-    predicted = np.bincount(idx, weights=p, minlength=bins)
-    observed = np.bincount(idx, weights=np.asarray(y, dtype=np.float64), minlength=bins)
-    return float(np.abs(predicted - observed).sum() / len(p))
-
-
 def _load(name: str, version: int | str) -> xgb.Booster:
     import mlflow.xgboost
 
@@ -144,12 +133,14 @@ def _score(booster: xgb.Booster, rows: pd.DataFrame) -> np.ndarray:
 
 def score_metrics(y: np.ndarray, proba: np.ndarray, bins: int) -> dict[str, float]:
     """The metrics validation compares, computed as training computes its test metrics."""
-    m = classification_metrics(y, proba)
+    m = classification_metrics(y, proba, bins)
     return {
         "auc": m["test_auc"],
         "logloss": m["test_logloss"],
+        "brier": m["test_brier"],
         "base_rate": m["base_rate"],
-        "calibration_error": expected_calibration_error(y, proba, bins),
+        "calibration_error": m["test_calibration_error"],
+        "top_decile_lift": m["test_top_decile_lift"],
         "rows": float(len(y)),
     }
 
@@ -266,6 +257,11 @@ def validate(settings: Settings, name: str, version: int | None = None) -> Valid
     """Validate ``version`` of ``name`` (default: its newest), record the decision on the version
     and as an MLflow run, and make it ``challenger`` when it passes."""
     cfg = load_model_config(settings, name)
+    if not cfg.label.is_classification:
+        raise TrainingFailed(
+            f"model '{name}' has a {cfg.label.kind} label, and the quality gate (min_auc, calibration) "
+            "judges classifiers only: a regression gate is not implemented yet, so its versions cannot be validated"
+        )
     client = tracking_client(settings)
     require_model(client, name)
     mv = resolve_version(client, name, version)
