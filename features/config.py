@@ -305,7 +305,11 @@ class StreamingConfig(_Strict):
     trigger_ms: int = Field(0, ge=0)
     """Micro-batch trigger interval; 0 starts the next batch as soon as the last one ends."""
     max_records_per_batch: int = Field(5000, ge=1)
-    """Upper bound of stream records (compressed batches) read in one micro-batch."""
+    """Upper bound of stream records (compressed batches) read in one micro-batch of the
+    profiles stream, whose batches should be small (freshness)."""
+    ingest_records_per_batch: int = Field(50_000, ge=1)
+    """The same bound for bronze's ingestion, where few large batches matter instead: each
+    micro-batch costs a Delta commit and at least one file per ``event_date`` it touches."""
     state_days: int = Field(30, ge=1)
     """Days of per-player history kept in the online profile (the longest feature window)."""
     dedup_ids: int = Field(2000, ge=0)

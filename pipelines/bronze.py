@@ -71,10 +71,11 @@ def ingest_events(spark: SparkSession, settings: Settings) -> int:
 
     path = table_path(settings, EVENTS_TABLE)
     before = table_version(spark, path)
-    source = read_event_stream(spark, settings)
+    source = read_event_stream(spark, settings, settings.streaming.ingest_records_per_batch)
+    # one file per event_date a micro-batch touches, instead of one per date per stream shard
+    rows = bronze_events(source).repartition("event_date")
     query = (
-        bronze_events(source)
-        .writeStream.format("delta")
+        rows.writeStream.format("delta")
         .outputMode("append")
         .partitionBy("event_date")
         .option("checkpointLocation", f"{settings.lake.checkpoints.rstrip('/')}/bronze_events")
