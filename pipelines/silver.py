@@ -15,7 +15,9 @@ checkpoint) hands each micro-batch to ``foreachBatch``, which
 - keeps, per ``(game_id, event_id)``, the clean row received first, validates those rows with Great
   Expectations built from the same declaration (``pipelines.quality``), and only then MERGEs
   them into silver.player_events (insert when not matched), so re-sent events are dropped
-  across batches.
+  across batches. The MERGE looks for earlier copies only in the ``event_date`` partitions a
+  copy can sit in (the batch's dates give or take the clock skew two copies may differ by,
+  ``copy_dates``), so Delta reads those days' files, not the whole table.
 
 Both writes are insert-only MERGEs on ``(game_id, event_id)``, so a micro-batch replayed after a crash
 changes nothing. Because a bad row is quarantined before it is committed, it can never make a
@@ -30,6 +32,9 @@ Run it:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from features.config import Settings
@@ -101,17 +106,38 @@ def split_rows(rows: DataFrame) -> tuple[DataFrame, DataFrame]:
     return clean, quarantined
 
 
-def insert_new(spark: SparkSession, path: str, rows: DataFrame) -> None:
-    """MERGE ``rows`` into the Delta table at ``path``, inserting only unseen ``(game_id, event_id)``s."""
+def copy_dates(rows: DataFrame, drift_days: int) -> list[date]:
+    """The ``event_date``s on which silver may already hold a copy of one of ``rows``' events:
+    each of their dates, give or take ``drift_days``.
+
+    Copies of one event carry the same device ``event_time`` but their own ``sent_at`` and
+    ``received_at``, so their skew-corrected times (hence dates) can differ by as much as two
+    device clocks may be off: the collector bounds each by ``collector.max_clock_skew_hours``.
+    """
+
+    dates = {r[0] for r in rows.select("event_date").distinct().collect() if r[0] is not None}
+    return sorted({d + timedelta(days=k) for d in dates for k in range(-drift_days, drift_days + 1)})
+
+
+def drift_days(settings: Settings) -> int:
+    """Days two copies of one event may lie apart in silver (see ``copy_dates``)."""
+    return math.ceil(2 * settings.collector.max_clock_skew_hours / 24)
+
+
+def insert_new(spark: SparkSession, path: str, rows: DataFrame, within_dates: Sequence[date] | None = None) -> None:
+    """MERGE ``rows`` into the Delta table at ``path``, inserting only unseen ``(game_id, event_id)``s.
+
+    ``within_dates`` limits the search for earlier copies to those ``event_date`` partitions
+    (``copy_dates``): Delta then reads only their files, so a run over a few new days costs
+    what those days hold, not what the whole table does.
+    """
     from delta.tables import DeltaTable
 
-    (
-        DeltaTable.forPath(spark, path)
-        .alias("t")
-        .merge(rows.alias("s"), " AND ".join(f"t.{c} = s.{c}" for c in EVENT_KEY))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
+    condition = " AND ".join(f"t.{c} = s.{c}" for c in EVENT_KEY)
+    if within_dates is not None:
+        days = ", ".join(f"DATE'{d.isoformat()}'" for d in within_dates) or "NULL"
+        condition += f" AND t.event_date IN ({days})"
+    (DeltaTable.forPath(spark, path).alias("t").merge(rows.alias("s"), condition).whenNotMatchedInsertAll().execute())
 
 
 def ensure_tables(spark: SparkSession, settings: Settings, bronze: DataFrame) -> None:
@@ -161,6 +187,7 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
     quarantine_path = table_path(settings, QUARANTINE_TABLE)
     before = {events_path: table_version(spark, events_path), quarantine_path: table_version(spark, quarantine_path)}
     cfg = settings.silver
+    drift = drift_days(settings)
     validator = None
     if validate:
         from pipelines.quality import silver_validator
@@ -172,15 +199,16 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
 
     def process(batch: DataFrame, batch_id: int) -> None:
         nonlocal rows_in, failure
-        batch = batch.persist()
+        # one cache of the batch's silver rows; the bronze rows are read once, by the count
         rows = silver_rows(batch, cfg.late_after_days).persist()
         clean = None
         try:
-            total = batch.count()
+            total = rows.count()
             check_failing_share(rows, total, cfg.max_failing_share, batch_id)
             clean, quarantined = split_rows(rows)
             clean = clean.persist()
-            if validator is not None and not clean.isEmpty():
+            dates = copy_dates(clean, drift)  # empty when nothing is clean
+            if validator is not None and dates:
                 report = validator.validate(clean, label=f"batch{batch_id}")
                 reports.append(str(report.path))
                 if not report.success:
@@ -191,15 +219,16 @@ def run(spark: SparkSession, settings: Settings, validate: bool = True) -> dict:
                         "(features.expectations), so they have drifted apart: fix pipelines/expressions.py "
                         f"or pipelines/quality.py; nothing of the batch was committed (full result: {report.path})"
                     )
-            for path, out in ((quarantine_path, quarantined), (events_path, clean)):
-                if not out.isEmpty():
-                    insert_new(batch.sparkSession, path, out)
+            if not quarantined.isEmpty():
+                insert_new(batch.sparkSession, quarantine_path, quarantined)
+            if dates:
+                insert_new(batch.sparkSession, events_path, clean, dates)
             rows_in += total
         except DataQualityError as exc:
             failure = exc
             raise
         finally:
-            for frame in (clean, rows, batch):
+            for frame in (clean, rows):
                 if frame is not None:
                     frame.unpersist()
 

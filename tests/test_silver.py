@@ -98,6 +98,20 @@ def test_a_copy_arriving_in_a_later_run_is_dropped(spark, settings):
     assert _table(spark, settings, silver.EVENTS_TABLE).count() == 2
 
 
+def test_a_later_copy_whose_corrected_time_falls_on_another_day_is_still_dropped(spark, settings):
+    # silver's MERGE reads only the days a copy can lie on: the copy's own, give or take the skew
+    t = ms("2026-11-02T23:00:00")
+    original = event(event_time=t, sent_at=t, received_at=t + 1_000)
+    _land(spark, settings, [original])
+    # re-sent 12 h later still stamped with its first sent_at: corrected to 11:00 on the 3rd
+    copy = {**original, "received_at": t + 12 * 3_600_000}
+
+    metrics = _land(spark, settings, [copy])
+
+    assert metrics[silver.EVENTS_TABLE] == 0
+    assert [r.event_date for r in _table(spark, settings, silver.EVENTS_TABLE).collect()] == [date(2026, 11, 2)]
+
+
 def _with_silver(settings, **fields):
     return settings.model_copy(update={"silver": SilverConfig(**{**settings.silver.model_dump(), **fields})})
 
