@@ -134,8 +134,17 @@ class Validator:
         )
 
     def validate(self, df: DataFrame, label: str = "") -> QualityReport:
-        """Run the suite on ``df`` and write the GX result JSON; does not raise on failure."""
-        result = self._definition.run(batch_parameters={"dataframe": df}).to_json_dict()
+        """Run the suite on ``df`` and write the GX result JSON; does not raise on failure.
+
+        The suite first runs for its verdict alone (``BOOLEAN_ONLY``): GX then computes one
+        unexpected count per expectation and none of the sample rows and value lists that its
+        default ``SUMMARY`` collects with further Spark jobs each. Only a failing suite, which
+        stops the commit and which somebody will read, is run again in ``SUMMARY`` for its report.
+        """
+        params = {"dataframe": df}
+        result = self._definition.run(batch_parameters=params, result_format="BOOLEAN_ONLY").to_json_dict()
+        if not result["success"]:
+            result = self._definition.run(batch_parameters=params, result_format="SUMMARY").to_json_dict()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         location = f"{self.reports_dir}/quality/{self.table}_{label + '_' if label else ''}{stamp}.json"
         text = json.dumps(result, indent=2, sort_keys=True, default=str)
