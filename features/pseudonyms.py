@@ -144,3 +144,12 @@ class GamePseudonyms:
         """Ids to look ``player_id`` up by in ``game``, in order (just the id without pseudonyms)."""
         p = self._by_game.get(game)
         return [player_id] if p is None else p.candidates(player_id)
+
+
+def digest_for_log(value: str) -> str:
+    """A 12-hex-digit SHA-256 prefix of ``value``: stable, correlatable, unreadable.
+
+    How logs and the prediction sample (``gold.predictions.player_key``) name a player. It
+    lives here, beside the pseudonyms, because erasure (``pipelines.forget``) must compute the
+    same digest to find a player's rows: it is still personal data."""
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]

@@ -10,7 +10,8 @@ secrets) is erased. In order:
 1. **The erasure list first** (``gold.erasure_log``, ``pipelines.erasure_list``): from then on
    the streaming profiles job drops the player's events, so nothing erased below comes back.
 2. **Every lake table** with ``game_id`` and ``player_id`` (bronze, silver, quarantine, gold,
-   feature and training sets): a MERGE … WHEN MATCHED DELETE against a small frame of the keys,
+   feature and training sets), or ``game_id`` and ``player_key`` (``gold.predictions``, where a
+   player is the ``digest_for_log`` of the stored id): a MERGE … WHEN MATCHED DELETE against a small frame of the keys,
    never ``DELETE WHERE player_id = '…'``, whose literal Delta would keep in the commit's
    ``operationParameters``. ``bronze.dead_letter`` loses the game's letters whose raw text names
    the id (``features.deadletter.base.player_pattern``). Then VACUUM with
@@ -26,7 +27,8 @@ secrets) is erased. In order:
    (``SqliteStream.rewrite``); Kinesis records cannot be deleted and expire with the stream's
    retention, during which the erasure list keeps a replay from folding them. SQLite files are
    then checkpointed and VACUUMed so deleted rows leave no bytes in free pages or the WAL.
-5. **Files**: report files (JSON, JSONL, text) naming the id get it replaced by ``[erased]``;
+5. **Files**: report files (JSON, JSONL, text, among them the prediction sample not yet landed)
+   naming the id or its log digest get it replaced by ``[erased]``;
    Parquet files beside the lake under the work folder (e.g. the simulator's ground truth) lose
    the player's rows.
 
@@ -51,7 +53,7 @@ from features.deadletter import open_dead_letter_store
 from features.deadletter.base import player_pattern
 from features.errors import ConfigError, PlayerPulseError
 from features.online import open_online_store
-from features.pseudonyms import GamePseudonyms
+from features.pseudonyms import GamePseudonyms, digest_for_log
 from features.streams.codec import decode_batch, encode_batch
 from features.streams.factory import open_stream
 from pipelines.entrypoint import job_main
@@ -183,7 +185,8 @@ def _hadoop_children(spark: SparkSession, folder: str) -> list[str]:
 
 def _player_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str, str]]:
     """``(name, path, kind)`` of every lake table holding players: kind ``player`` (has
-    ``game_id`` and ``player_id``) or ``dead_letter`` (has ``game_id`` and ``raw``)."""
+    ``game_id`` and ``player_id``), ``player_key`` (``game_id`` and the ``digest_for_log`` of the
+    stored id, as the prediction sample names players) or ``dead_letter`` (``game_id`` and ``raw``)."""
     from delta.tables import DeltaTable
 
     out = []
@@ -195,6 +198,8 @@ def _player_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, s
             columns = set(spark.read.format("delta").load(path).columns)
             if {"game_id", "player_id"} <= columns:
                 out.append((name, path, "player"))
+            elif {"game_id", "player_key"} <= columns:  # gold.predictions: the player as a log digest
+                out.append((name, path, "player_key"))
             elif {"game_id", "raw"} <= columns:
                 out.append((name, path, "dead_letter"))
     return out
@@ -208,6 +213,9 @@ def _delete_rows(spark: SparkSession, path: str, kind: str, game: str, ids: list
     if kind == "player":
         keys = spark.createDataFrame([(game, i) for i in ids], "game_id STRING, player_id STRING")
         condition = "t.game_id = s.game_id AND t.player_id = s.player_id"
+    elif kind == "player_key":
+        keys = spark.createDataFrame([(game, digest_for_log(i)) for i in ids], "game_id STRING, player_key STRING")
+        condition = "t.game_id = s.game_id AND t.player_key = s.player_key"
     else:
         keys = spark.createDataFrame([(game, player_pattern(ids))], "game_id STRING, pattern STRING")
         condition = "t.game_id = s.game_id AND t.raw RLIKE s.pattern"
@@ -404,9 +412,10 @@ def scrub_sqlite(path: str) -> None:
 
 
 def _erase_files(settings: Settings, game: str, ids: list[str]) -> int:
-    """Redact the ids in report files and drop the players' rows from Parquet files beside the
-    lake under the work folder; the number of files changed."""
-    pattern = re.compile(player_pattern(ids))
+    """Redact the ids, and their log digests (the prediction sample's ``player_key``), in report
+    files and drop the players' rows from Parquet files beside the lake under the work folder;
+    the number of files changed."""
+    pattern = re.compile(player_pattern([*ids, *(digest_for_log(i) for i in ids)]))
     workdir = Path(settings.workdir)
     skip = [Path(p).resolve() for p in (settings.lake.root, settings.lake.checkpoints) if "://" not in p]
     changed = 0

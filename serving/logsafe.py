@@ -7,9 +7,6 @@ correlate lines about one player, nothing to read or inject.
 
 from __future__ import annotations
 
-import hashlib
+from features.pseudonyms import digest_for_log
 
-
-def digest_for_log(value: str) -> str:
-    """A 12-hex-digit SHA-256 prefix of ``value``: stable, correlatable, unreadable."""
-    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+__all__ = ["digest_for_log"]

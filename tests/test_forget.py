@@ -129,6 +129,43 @@ def test_the_profiles_fold_skips_erased_players(settings: Settings):
         assert store.get(GAME, "p2") is not None
 
 
+def _prediction_sample(player_id: str, served_at: int) -> str:
+    from serving.logsafe import digest_for_log
+
+    return msgspec.json.encode(
+        {
+            "served_at": served_at,
+            "model": "store_offer",
+            "version": 1,
+            "game_id": GAME,
+            "player_key": digest_for_log(player_id),
+            "score": 0.5,
+            "fallback": False,
+            "features": {"sessions_7d": 1.0},
+            "timestamps": {"served_at": served_at},
+        }
+    ).decode()
+
+
+@pytest.mark.spark
+def test_forget_removes_the_players_prediction_samples_landed_or_not(spark, settings: Settings):
+    from pipelines import forget, monitoring
+    from serving.logsafe import digest_for_log
+
+    folder = Path(monitoring.predictions_dir(settings))
+    folder.mkdir(parents=True)
+    served = 1_700_000_000_000
+    (folder / "0-landed.jsonl").write_text(_prediction_sample("p1", served) + "\n" + _prediction_sample("p2", served))
+    monitoring.run(spark, settings)
+    (folder / "1-not-landed.jsonl").write_text(_prediction_sample("p1", served + 1) + "\n")
+
+    forget.run(spark, settings, GAME, ["p1"], now=True)
+
+    table = spark.read.format("delta").load(monitoring.table_path(settings, monitoring.PREDICTIONS_TABLE))
+    assert [r.player_key for r in table.select("player_key").collect()] == [digest_for_log("p2")]
+    assert not any(digest_for_log("p1") in f.read_text() for f in folder.glob("*.jsonl"))
+
+
 def test_forget_refuses_an_unknown_game_before_starting_spark(tmp_path: Path, capsys):
     from playerpulse.cli import main
 
