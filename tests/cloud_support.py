@@ -64,7 +64,8 @@ def learnable_history(players: int, days: int, end: datetime, seed: int = 7) -> 
             day = start + timedelta(days=d, hours=8 + rng.random() * 8)
             t = int(day.timestamp() * 1000)
             out.append(event("session_start", player, t))
-            if rng.random() < 0.1 + 0.8 * min(views_yesterday / 4, 1.0):
+            # about 17% of player-days buy: inside store_offer's declared label share (at most 25%)
+            if rng.random() < 0.02 + 0.3 * min(views_yesterday / 4, 1.0):
                 out.append(event("purchase", player, t + 30_000, properties={"sku": "gems_100", "price_usd": 4.99}))
             views = sum(rng.random() < intent for _ in range(4))
             for v in range(views):
