@@ -199,15 +199,6 @@ def test_listing_fails_on_one_bad_declaration(models_dir: tuple[Settings, Path])
         list_model_configs(settings)
 
 
-def test_the_shipped_churn_risk_declaration_is_an_absence_label_mapping_risk_to_retention(settings: Settings) -> None:
-    cfg = load_model_config(settings, "churn_risk")
-    assert (cfg.label.kind, cfg.label.event_type, cfg.label.horizon_hours) == ("absence", "session_start", 168)
-    assert cfg.label.objective == "binary:logistic"
-    assert cfg.response.content_for(0.8)["retention_action"] == "comeback_gift"
-    assert cfg.response.content_for(0.4)["retention_action"] == "streak_bonus"
-    assert cfg.response.content_for(0.1)["retention_action"] == "none"
-
-
 def test_a_label_without_a_kind_is_an_occurrence(models_dir: tuple[Settings, Path]) -> None:
     settings, folder = models_dir
     write(folder, declaration())
