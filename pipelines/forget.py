@@ -58,7 +58,7 @@ from features.streams.codec import decode_batch, encode_batch
 from features.streams.factory import open_stream
 from pipelines.entrypoint import job_main
 from pipelines.erasure_list import ERASURE_LOG, ERASURE_LOG_DDL, erasure_log_path, player_digest
-from pipelines.session import LAKE_DATABASES
+from pipelines.session import lake_tables
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -173,35 +173,21 @@ class _ErasureLog:
 # --- the lake ----------------------------------------------------------------------------------
 
 
-def _hadoop_children(spark: SparkSession, folder: str) -> list[str]:
-    """Sub-folders of ``folder`` through Hadoop's file system (local disk or s3a alike)."""
-    jvm = spark.sparkContext._jvm
-    path = jvm.org.apache.hadoop.fs.Path(folder)
-    fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    if not fs.exists(path):
-        return []
-    return sorted(str(s.getPath().toString()) for s in fs.listStatus(path) if s.isDirectory())
-
-
 def _player_tables(spark: SparkSession, settings: Settings) -> list[tuple[str, str, str]]:
     """``(name, path, kind)`` of every lake table holding players: kind ``player`` (has
     ``game_id`` and ``player_id``), ``player_key`` (``game_id`` and the ``digest_for_log`` of the
     stored id, as the prediction sample names players) or ``dead_letter`` (``game_id`` and ``raw``)."""
-    from delta.tables import DeltaTable
-
     out = []
-    for database in LAKE_DATABASES:
-        for path in _hadoop_children(spark, f"{settings.lake.root.rstrip('/')}/{database}"):
-            name = f"{database}.{path.rstrip('/').rsplit('/', 1)[-1]}"
-            if name == ERASURE_LOG or not DeltaTable.isDeltaTable(spark, path):
-                continue
-            columns = set(spark.read.format("delta").load(path).columns)
-            if {"game_id", "player_id"} <= columns:
-                out.append((name, path, "player"))
-            elif {"game_id", "player_key"} <= columns:  # gold.predictions: the player as a log digest
-                out.append((name, path, "player_key"))
-            elif {"game_id", "raw"} <= columns:
-                out.append((name, path, "dead_letter"))
+    for name, path in lake_tables(spark, settings).items():
+        if name == ERASURE_LOG:
+            continue
+        columns = set(spark.read.format("delta").load(path).columns)
+        if {"game_id", "player_id"} <= columns:
+            out.append((name, path, "player"))
+        elif {"game_id", "player_key"} <= columns:  # gold.predictions: the player as a log digest
+            out.append((name, path, "player_key"))
+        elif {"game_id", "raw"} <= columns:
+            out.append((name, path, "dead_letter"))
     return out
 
 

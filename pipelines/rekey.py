@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 from features.config import Settings, load_settings
 from features.errors import ConfigError
 from features.pseudonyms import pseudonym, resolve_secrets
-from pipelines.session import LAKE_DATABASES
+from pipelines.session import lake_tables
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -77,24 +77,11 @@ def mapping_rows(game: str, raw_ids: Iterable[str], new: bytes, old: list[bytes]
 
 def player_tables(spark: SparkSession, settings: Settings) -> list[str]:
     """Paths of the lake's Delta tables that have ``game_id`` and ``player_id`` columns."""
-    from delta.tables import DeltaTable
-
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
-    root = settings.lake.root.rstrip("/")
-    found = []
-    for database in LAKE_DATABASES:
-        folder = jvm.org.apache.hadoop.fs.Path(f"{root}/{database}")
-        fs = folder.getFileSystem(conf)
-        if not fs.exists(folder):
-            continue
-        for status in fs.listStatus(folder):
-            path = f"{root}/{database}/{status.getPath().getName()}"
-            if status.isDirectory() and DeltaTable.isDeltaTable(spark, path):
-                columns = set(spark.read.format("delta").load(path).columns)
-                if {"game_id", "player_id"} <= columns:
-                    found.append(path)
-    return sorted(found)
+    return sorted(
+        path
+        for path in lake_tables(spark, settings).values()
+        if {"game_id", "player_id"} <= set(spark.read.format("delta").load(path).columns)
+    )
 
 
 def rekey(spark: SparkSession, settings: Settings, mapping: DataFrame) -> dict[str, int]:
