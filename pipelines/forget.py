@@ -58,6 +58,7 @@ from features.streams.codec import decode_batch, encode_batch
 from features.streams.factory import open_stream
 from pipelines.entrypoint import job_main
 from pipelines.erasure_list import ERASURE_LOG, ERASURE_LOG_DDL, erasure_log_path, player_digest
+from pipelines.lake_files import is_remote, read_text, walk_files, write_text
 from pipelines.session import lake_tables
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def run(
     for name, path, kind in tables:
         log.append(name, _delete_rows(spark, path, kind, game, ids))
     _erase_stores(settings, game, ids, report, log)
-    log.append("files", _erase_files(settings, game, ids))
+    log.append("files", erase_files(settings, game, ids))
     log.flush()
     for _, path, _ in tables:
         _vacuum(spark, settings, path, now)
@@ -397,10 +398,10 @@ def scrub_sqlite(path: str) -> None:
 # --- files -------------------------------------------------------------------------------------
 
 
-def _erase_files(settings: Settings, game: str, ids: list[str]) -> int:
+def erase_files(settings: Settings, game: str, ids: list[str]) -> int:
     """Redact the ids, and their log digests (the prediction sample's ``player_key``), in report
-    files and drop the players' rows from Parquet files beside the lake under the work folder;
-    the number of files changed."""
+    files and drop the players' rows from Parquet files beside the lake, under the work folder and
+    under the reports location (``lake.reports``, a folder or S3); the number of files changed."""
     pattern = re.compile(player_pattern([*ids, *(digest_for_log(i) for i in ids)]))
     workdir = Path(settings.workdir)
     skip = [Path(p).resolve() for p in (settings.lake.root, settings.lake.checkpoints) if "://" not in p]
@@ -416,6 +417,24 @@ def _erase_files(settings: Settings, game: str, ids: list[str]) -> int:
                 changed += 1
         elif file.suffix == ".parquet" and "mlflow" not in file.parts:
             changed += _drop_parquet_rows(file, ids, game)
+    reports = settings.reports_location
+    if is_remote(reports) or not Path(reports).resolve().is_relative_to(workdir.resolve()):
+        changed += _redact_reports(settings, reports, pattern)
+    return changed
+
+
+def _redact_reports(settings: Settings, folder: str, pattern: re.Pattern[str]) -> int:
+    """Rewrite every text report under ``folder`` that names a player with the names redacted
+    (an object store cannot edit in place: each such object is written again, whole)."""
+    changed = 0
+    for location in walk_files(settings, folder):
+        if not location.endswith(TEXT_SUFFIXES):
+            continue
+        text = read_text(settings, location, errors="surrogateescape")
+        redacted = pattern.sub(ERASED_TOKEN, text)
+        if redacted != text:
+            write_text(settings, location, redacted, errors="surrogateescape")
+            changed += 1
     return changed
 
 

@@ -47,21 +47,21 @@ def filesystem(settings: Settings, location: str) -> tuple[FileSystem, str]:
     raise ValueError(f"unsupported storage location '{location}': use a local folder or an s3a:// URI")
 
 
-def write_text(settings: Settings, location: str, text: str) -> str:
+def write_text(settings: Settings, location: str, text: str, errors: str = "strict") -> str:
     """Write ``text`` as the whole file at ``location`` (parent folders made as needed); ``location``."""
     fs, path = filesystem(settings, location)
     parent = path.rsplit("/", 1)[0]
     if parent and parent != path:
         fs.create_dir(parent, recursive=True)
     with fs.open_output_stream(path) as out:
-        out.write(text.encode())
+        out.write(text.encode(errors=errors))
     return location
 
 
-def read_text(settings: Settings, location: str) -> str:
+def read_text(settings: Settings, location: str, errors: str = "strict") -> str:
     fs, path = filesystem(settings, location)
     with fs.open_input_stream(path) as src:
-        return bytes(src.read()).decode()
+        return bytes(src.read()).decode(errors=errors)
 
 
 def list_files(settings: Settings, folder: str, suffix: str = "") -> list[str]:
@@ -73,3 +73,13 @@ def list_files(settings: Settings, folder: str, suffix: str = "") -> list[str]:
     infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True))
     names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
     return [f"{folder.rstrip('/')}/{name}" for name in names]
+
+
+def walk_files(settings: Settings, folder: str) -> list[str]:
+    """Locations of every file under ``folder``, at any depth, sorted; empty when it does not exist."""
+    from pyarrow import fs as pafs
+
+    fs, path = filesystem(settings, folder)
+    infos = fs.get_file_info(pafs.FileSelector(path, allow_not_found=True, recursive=True))
+    inside = sorted(i.path[len(path) :].lstrip("/") for i in infos if i.type == pafs.FileType.File)
+    return [f"{folder.rstrip('/')}/{name}" for name in inside]

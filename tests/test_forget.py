@@ -147,6 +147,32 @@ def _prediction_sample(player_id: str, served_at: int) -> str:
     ).decode()
 
 
+def test_forget_redacts_the_player_in_report_files_on_s3(settings: Settings, aws_endpoint: str):
+    import boto3
+
+    from pipelines.forget import ERASED_TOKEN, erase_files
+    from pipelines.lake_files import read_text, write_text
+    from serving.logsafe import digest_for_log
+
+    bucket = f"reports-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=aws_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    lake = settings.lake.model_copy(update={"reports": f"s3a://{bucket}/reports", "endpoint_url": aws_endpoint})
+    on_s3 = settings.model_copy(update={"lake": lake})
+    sample = f"s3a://{bucket}/reports/predictions/0-batch.jsonl"
+    quality = f"s3a://{bucket}/reports/quality/silver_player_events_1.json"
+    untouched = f"s3a://{bucket}/reports/latency/profiles/0-batch1.jsonl"
+    write_text(on_s3, sample, _prediction_sample("p1", 1) + "\n" + _prediction_sample("p2", 1) + "\n")
+    write_text(on_s3, quality, '{"partial_unexpected_list": ["p1", "p10"]}')
+    write_text(on_s3, untouched, '{"batch_id": 1}\n')
+
+    assert erase_files(on_s3, GAME, ["p1"]) == 2
+
+    assert digest_for_log("p1") not in read_text(on_s3, sample)
+    assert digest_for_log("p2") in read_text(on_s3, sample)
+    assert read_text(on_s3, quality) == f'{{"partial_unexpected_list": ["{ERASED_TOKEN}", "p10"]}}'
+    assert read_text(on_s3, untouched) == '{"batch_id": 1}\n'
+
+
 @pytest.mark.spark
 def test_forget_removes_the_players_prediction_samples_landed_or_not(spark, settings: Settings):
     from pipelines import forget, monitoring
