@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars browser demo test lint bench-collector bench-serving bench-lakehouse clean
+.PHONY: install python-deps jars browser demo test test-erasure lint bench-collector bench-serving bench-lakehouse clean
 
 install: python-deps jars browser
 
@@ -48,6 +48,12 @@ demo: install
 test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5)"; exit 0; fi; exit $$rc
+
+# The erasure proof (README, Privacy): a whole small run of the line on local disk and again on
+# the local S3 server, a player forgotten, then every store searched. Minutes of CPU, so it is its
+# own step (`.ci/run` runs it after `make test`) rather than part of the default suite.
+test-erasure: install
+	$(BIN)/python -m pytest -m erasure_proof tests/test_forget.py $(PYTEST_ARGS)
 
 # The collector benchmark's load generator is wrk (Debian package), installed when missing.
 bench-collector: python-deps
