@@ -2,7 +2,8 @@
 
 Simulate a game → send its history through the collector over HTTP → bronze/silver/gold in
 Delta → train and register ``store_offer`` → stream profiles into the online store → send live
-events and watch profiles change → ask the model for offers → summarise. Each stage runs under
+events and watch profiles change → ask the model for offers → land the latency samples and the
+prediction log, render the latency and model reports → summarise. Each stage runs under
 its own name, so a failure says which stage broke and why.
 """
 
@@ -60,6 +61,8 @@ class DemoSummary:
     event_to_profile_ms: list[float] = field(default_factory=list)
     predict_ms: list[float] = field(default_factory=list)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, Any] = field(default_factory=dict)
+    """Stage 8: rows the monitoring job landed, the report pages written, their alert lines."""
 
     def print(self, console: Console) -> None:
         console.rule("[bold]PlayerPulse demo — summary")
@@ -100,6 +103,10 @@ class DemoSummary:
             cells = [nearest_rank(values, q) for q in (50, 95, 99)]
             lat.add_row(label, *[f"{c:.1f}" if c is not None else "-" for c in cells], str(len(values)))
         console.print(lat)
+        for name, page in self.reports.get("pages", {}).items():
+            console.print(f"report {name}: {page}")
+        for line in self.reports.get("breaches", []):
+            console.print(f"[yellow]ALERT[/] {line}", highlight=False)
         s = Table("stage", "seconds", title="Stages")
         for name, sec in self.stage_seconds.items():
             s.add_row(name, f"{sec:.1f}")
@@ -274,10 +281,36 @@ def run_demo(
                 summary.table_rows[name] = spark.table(name).count() if spark.catalog.tableExists(name) else 0
             with open_online_store(settings.online_store) as store:
                 summary.online_profiles = store.count()
+            gw.stop()  # its prediction-log sample is written on shutdown: stage 8 reads it
+
+        with stages.stage("8. land the latency samples and the prediction log; render both reports"):
+            summary.reports = render_reports(spark, settings)
         report_path = Path(settings.workdir) / "reports" / "demo_summary.json"
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(asdict(summary), indent=2, default=str))
     return summary
+
+
+def render_reports(spark, settings: Settings) -> dict[str, Any]:
+    """Run the monitoring job, then write ``report latency`` and ``report model`` as their
+    commands would: where each page went and the alert lines its figures break."""
+    from pipelines import monitoring
+    from playerpulse import report_command as rc
+    from playerpulse.latency_report import latency_report
+    from playerpulse.model_report import model_report
+
+    landed = monitoring.run(spark, settings)
+    latency = latency_report(rc.load_latency(spark, settings), settings.alerts, rc._window(None))
+    model = model_report(DEMO_MODEL, *rc.load_model(spark, settings, DEMO_MODEL), settings.alerts)
+    pages = {
+        "latency": rc._write(latency, None, settings, "latency.html"),
+        DEMO_MODEL: rc._write(model, None, settings, f"model-{DEMO_MODEL}.html"),
+    }
+    return {
+        **landed,
+        "pages": {k: str(v) for k, v in pages.items()},
+        "breaches": [*latency.breaches, *model.breaches],
+    }
 
 
 def _model_summary(result: TrainResult, validation: ValidationResult, move: AliasMove) -> dict[str, Any]:

@@ -78,3 +78,19 @@ def test_the_champion_answered_with_an_offer(demo_run):
     assert 0.0 <= served[0]["prediction"]["score"] <= 1.0
     assert served[0]["model"] == "store_offer"
     assert summary.predict_ms
+
+
+def test_the_demo_lands_its_own_traffic_and_renders_both_reports(demo_run, spark):
+    from pathlib import Path
+
+    from pipelines.session import table_path
+
+    settings, summary = demo_run
+    landed = spark.read.format("delta").load(table_path(settings, "gold.predictions")).count()
+    latency = Path(summary.reports["pages"]["latency"]).read_text()
+    model = Path(summary.reports["pages"]["store_offer"]).read_text()
+
+    assert summary.reports["latency_rows"] > 0
+    assert summary.reports["prediction_rows"] == landed
+    assert "data:image/png;base64," in latency
+    assert "store_offer" in model and f"{landed} logged predictions" in model
