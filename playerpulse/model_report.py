@@ -299,7 +299,8 @@ def model_report(
     f = model_figures(predictions, training, features, context)
     report = Report(
         f"PlayerPulse model health: {name}",
-        f"{f.predictions} logged predictions from gold.predictions; training set rows: {len(training)}.",
+        f"{f.predictions} logged predictions from gold.predictions; training set rows: {len(training)}"
+        + ("." if context.training_version is None else f" (version {context.training_version})."),
         breaches=model_breaches(name, f, alerts),
     )
     rate = "–" if f.fallback_rate is None else f"{f.fallback_rate:.1%}"
