@@ -282,7 +282,8 @@ def _live_note(f: ModelFigures, context: ModelContext, alerts: AlertsConfig) -> 
     else:
         tail = (
             f"Flagged when champion v{f.champion_version}'s live AUC is more than alerts.max_live_auc_drop = "
-            f"{alerts.max_live_auc_drop} below its test AUC (from {alerts.min_samples} labelled predictions)."
+            f"{alerts.max_live_auc_drop} below its test AUC, once at least alerts.min_samples = "
+            f"{alerts.min_samples} of its predictions are labelled."
         )
     return f"{head} {tail}"
 

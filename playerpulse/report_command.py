@@ -133,10 +133,11 @@ def training_of_champion(
             df, version = read_pinned(spark, settings, table, recorded)
             note = f"PSI compares with {table} version {version}, the data champion v{champion} was trained on."
             return df, version, note
-        except TrainingFailed as exc:
+        except TrainingFailed:  # vacuumed (retention) or a table recreated since
             note = (
-                f"{table} version {recorded}, the data champion v{champion} was trained on, cannot be read ({exc}): "
-                f"PSI compares with its latest version {latest} instead."
+                f"{table} version {recorded}, the data champion v{champion} was trained on, cannot be read "
+                f"(VACUUM removed its files, or the table no longer has that version): PSI compares with its "
+                f"latest version {latest} instead."
             )
             return latest_df, latest, note
     reason = why or f"champion v{champion}'s run records no training_table_version"
