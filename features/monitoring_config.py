@@ -50,5 +50,8 @@ class AlertsConfig(_Strict):
     max_psi: float = Field(0.25, gt=0)
     """Population stability index of a serving feature against its training set above which
     the feature has drifted (0.1 is a usual "watch", 0.25 a usual "act")."""
+    max_live_auc_drop: float | None = Field(0.05, ge=0.0, le=1.0)
+    """How far the champion's live AUC (its predictions labelled once their label window ended)
+    may fall below the test AUC of the run that trained it; ``null`` turns the check off."""
     min_samples: int = Field(20, ge=1)
     """Fewer samples than this in a report window are reported but never alerted on."""

@@ -16,6 +16,10 @@ is landed exactly once however often the job runs:
 - ``gold.predictions``: one row per logged prediction (features, score, versions, fallback
   reason, the player as a digest), partitioned by ``served_date``.
 
+``label_predictions`` joins labels back to logged predictions for the model report's live AUC:
+each prediction is labelled exactly as ``training.dataset`` labels a snapshot taken at
+``served_at``, once its label window has ended.
+
 Each micro-batch appends with ``txnAppId``/``txnVersion``, so a batch retried after a crash
 between its two table writes adds nothing twice.
 """
@@ -31,7 +35,11 @@ from pipelines.lake_files import filesystem
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from datetime import datetime
+
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from features.model_config import LabelSpec
 
 LATENCY_TABLE = "gold.latency"
 PREDICTIONS_TABLE = "gold.predictions"
@@ -91,6 +99,53 @@ def prediction_rows(predictions: DataFrame) -> DataFrame:
 
     served = F.timestamp_millis("served_at")
     return predictions.withColumn("served_date", F.to_date(served)).withColumn("served_at", served)
+
+
+def player_key(player_id: Column) -> Column:
+    """``features.pseudonyms.digest_for_log`` as a Spark expression: the first 12 hex digits of
+    the SHA-256 of the UTF-8 id, as ``gold.predictions.player_key`` names a player."""
+    from pyspark.sql import functions as F
+
+    return F.substring(F.sha2(player_id, 256), 1, 12)
+
+
+def label_predictions(predictions: DataFrame, events: DataFrame, label: LabelSpec) -> tuple[DataFrame, datetime | None]:
+    """``predictions`` (rows of ``gold.predictions``) with ``label``: for each prediction whose
+    window ``(served_at, served_at + horizon]`` ended by the newest event of ``events``
+    (``silver.player_events``), the label ``training.dataset.label_snapshots`` gives a snapshot of
+    that player taken at ``served_at``; null while the window is still open (or without
+    ``game_id``, ``player_key`` or ``served_at``). The events' player ids are replaced by their
+    log digest, so the training code path joins them to ``player_key`` unchanged. Also returns
+    the newest event's time (UTC, naive), ``None`` when there are no events."""
+    from datetime import datetime as dt
+    from datetime import timedelta
+
+    from pyspark.sql import functions as F
+
+    from training.dataset import LABEL, label_snapshots, label_window_observed, last_event_us
+
+    last_us = events.agg(last_event_us().alias("us")).first()["us"]
+    if last_us is None:
+        return predictions.withColumn(LABEL, F.lit(None).cast("double")), None
+    keys = (
+        predictions.where(
+            F.col("game_id").isNotNull()
+            & F.col("player_key").isNotNull()
+            & F.col("served_at").isNotNull()
+            & label_window_observed(F.col("served_at"), label, last_us)
+        )
+        .select("game_id", F.col("player_key").alias("player_id"), F.col("served_at").alias("as_of"))
+        .distinct()
+    )
+    keyed_events = events.withColumn("player_id", player_key(F.col("player_id")))
+    labels = label_snapshots(keys, keyed_events, label).select(
+        "game_id",
+        F.col("player_id").alias("player_key"),
+        F.col("as_of").alias("served_at"),
+        F.col(LABEL).cast("double").alias(LABEL),
+    )
+    newest = dt(1970, 1, 1) + timedelta(microseconds=int(last_us))
+    return predictions.join(labels, ["game_id", "player_key", "served_at"], "left"), newest
 
 
 class _Appender:

@@ -1,9 +1,13 @@
 """``playerpulse report model NAME``: a model's health from ``gold.predictions`` and its training set.
 
-Score distribution over time, fallback rate by reason, challenger against champion, and the
-population stability index (PSI) of every serving feature against the model's training set
-(``gold.training_NAME``), flagged past ``alerts.max_psi``. ``model_figures`` computes the
-numbers once; the page, ``--check`` and the tests all read them.
+Score distribution over time, fallback rate by reason, challenger against champion, live AUC
+(each prediction labelled once its label window has ended, overall and per answering version)
+beside the champion's test AUC, flagged when it falls more than ``alerts.max_live_auc_drop``
+below it, and the population stability index (PSI) of every serving feature against the
+model's training set (``gold.training_NAME`` at the version the champion was trained on),
+flagged past ``alerts.max_psi``. ``model_figures`` computes the numbers once; the page,
+``--check`` and the tests all read them. What the loader found to compare with (the champion's
+MLflow run, the training version read, the newest event) arrives as a ``ModelContext``.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from features.monitoring_config import AlertsConfig
@@ -48,6 +53,48 @@ def psi(expected: Sequence[float | None], actual: Sequence[float | None], bins: 
     return float(np.sum((pa - pe) * np.log(pa / pe)))
 
 
+NOT_ENOUGH_LABELS = "not enough labelled predictions"
+"""What the page shows for an AUC when the labelled predictions lack a class."""
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a model's live figures are compared with, as ``report_command.load_model`` found it."""
+
+    champion_version: int | None = None
+    """The version behind the ``champion`` alias (``None``: no registered champion)."""
+    champion_test_auc: float | None = None
+    """``test_auc`` of the MLflow run that trained the champion."""
+    training_version: int | None = None
+    """Delta version of ``gold.training_NAME`` the PSI's expected side was read at."""
+    training_note: str | None = None
+    """Which training data the PSI compares with, and why (a vacuumed version: the latest)."""
+    labels_until: datetime | None = None
+    """The newest event in the lake (UTC): label windows ending by then are complete."""
+    label_note: str | None = None
+    """Why predictions carry no labels (no events table, a regression label), when they do not."""
+
+
+@dataclass(frozen=True)
+class LiveAUC:
+    labelled: int = 0
+    """Answered predictions (fallbacks excluded) with a score and a label."""
+    positives: int = 0
+    auc: float | None = None
+    """ROC AUC of score against label; ``None`` when a class is missing."""
+
+
+def live_auc(labels: Sequence[float], scores: Sequence[float]) -> LiveAUC:
+    import numpy as np
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(scores, dtype=float)
+    n, positives = len(y), int((y == 1).sum())
+    auc = float(roc_auc_score(y, p)) if 0 < positives < n else None
+    return LiveAUC(labelled=n, positives=positives, auc=auc)
+
+
 @dataclass
 class ModelFigures:
     predictions: int
@@ -61,11 +108,26 @@ class ModelFigures:
     paired: int = 0
     """Predictions scored by both champion and challenger (shadow or split traffic)."""
     score_quantiles: dict[str, float] = field(default_factory=dict)
+    live: LiveAUC = field(default_factory=LiveAUC)
+    """Live AUC over every answered, labelled prediction."""
+    live_by_version: dict[int, LiveAUC] = field(default_factory=dict)
+    """Answering version → its live AUC."""
+    awaiting_labels: int = 0
+    """Answered predictions whose label window has not ended yet (no ``label``)."""
+    champion_version: int | None = None
+    champion_test_auc: float | None = None
 
 
-def model_figures(predictions: pd.DataFrame, training: pd.DataFrame, features: Sequence[str]) -> ModelFigures:
+def model_figures(
+    predictions: pd.DataFrame,
+    training: pd.DataFrame,
+    features: Sequence[str],
+    context: ModelContext | None = None,
+) -> ModelFigures:
     """The numbers of one model's report: ``predictions`` rows of ``gold.predictions`` (its
-    ``features`` as a dict per row), ``training`` the training set's feature columns."""
+    ``features`` as a dict per row; ``label`` where known, see
+    ``pipelines.monitoring.label_predictions``), ``training`` the training set's feature columns."""
+    context = context or ModelContext()
     n = len(predictions)
     fallback = predictions["fallback"].fillna(False).astype(bool) if n else predictions.get("fallback")
     by_reason = predictions.loc[fallback, "reason"].fillna("unknown").value_counts().to_dict() if n else {}
@@ -89,7 +151,16 @@ def model_figures(predictions: pd.DataFrame, training: pd.DataFrame, features: S
         score_quantiles={q: float(scores.quantile(p)) for q, p in (("p05", 0.05), ("p50", 0.5), ("p95", 0.95))}
         if len(scores)
         else {},
+        champion_version=context.champion_version,
+        champion_test_auc=context.champion_test_auc,
     )
+    if n and "label" in answered:
+        known = answered.dropna(subset=["label", "score"])
+        out.awaiting_labels = int(answered["label"].isna().sum())
+        out.live = live_auc(known["label"], known["score"])
+        out.live_by_version = {
+            int(v): live_auc(g["label"], g["score"]) for v, g in known.dropna(subset=["version"]).groupby("version")
+        }
     if n and "challenger_score" in answered:
         paired = answered.dropna(subset=["challenger_score", "score"])
         paired = paired.loc[paired["version"] == paired["champion"]]
@@ -115,6 +186,21 @@ def model_breaches(name: str, figures: ModelFigures, alerts: AlertsConfig) -> li
                 f"model {name}: feature '{feature}' drifted from its training set, PSI {value:.3f} "
                 f"(threshold {alerts.max_psi:.3f})"
             )
+    drop = alerts.max_live_auc_drop
+    v, test_auc = figures.champion_version, figures.champion_test_auc
+    live = figures.live_by_version.get(v) if v is not None else None
+    if (
+        drop is not None
+        and test_auc is not None
+        and live is not None
+        and live.auc is not None
+        and live.labelled >= alerts.min_samples
+        and test_auc - live.auc > drop
+    ):
+        out.append(
+            f"model {name}: live AUC of champion v{v} is {live.auc:.3f} over {live.labelled} labelled predictions, "
+            f"{test_auc - live.auc:.3f} below its test AUC {test_auc:.3f} (threshold {drop:.3f})"
+        )
     return out
 
 
@@ -162,13 +248,60 @@ def _challenger(predictions: pd.DataFrame) -> str | None:
     return png_data_uri(fig)
 
 
+def _live_rows(f: ModelFigures) -> list[list]:
+    def auc(a: LiveAUC) -> float | str:
+        return NOT_ENOUGH_LABELS if a.auc is None else a.auc
+
+    rows = [["all answering versions", f.live.labelled, f.live.positives, auc(f.live), None]]
+    versions = sorted({*f.live_by_version, *([f.champion_version] if f.champion_version is not None else [])})
+    for v in versions:
+        a = f.live_by_version.get(v, LiveAUC())
+        champion = v == f.champion_version
+        label = f"v{v} (champion)" if champion else f"v{v}"
+        rows.append([label, a.labelled, a.positives, auc(a), f.champion_test_auc if champion else None])
+    return rows
+
+
+def _live_note(f: ModelFigures, context: ModelContext, alerts: AlertsConfig) -> str:
+    if context.label_note:
+        head = context.label_note
+    elif context.labels_until is None:
+        head = "No labels yet: there are no events in the lake to label predictions with."
+    else:
+        head = (
+            f"Answered predictions (fallbacks excluded) whose label window ended by the newest event in the lake "
+            f"({context.labels_until:%Y-%m-%d %H:%M} UTC), labelled as the training set labels a snapshot taken "
+            f"at served_at; {f.awaiting_labels} more await their label."
+        )
+    if f.champion_version is None:
+        tail = "No registered champion: no test AUC to compare with."
+    elif f.champion_test_auc is None:
+        tail = f"Champion v{f.champion_version}'s MLflow run records no test_auc."
+    elif alerts.max_live_auc_drop is None:
+        tail = "alerts.max_live_auc_drop is off."
+    else:
+        tail = (
+            f"Flagged when champion v{f.champion_version}'s live AUC is more than alerts.max_live_auc_drop = "
+            f"{alerts.max_live_auc_drop} below its test AUC, once at least alerts.min_samples = "
+            f"{alerts.min_samples} of its predictions are labelled."
+        )
+    return f"{head} {tail}"
+
+
 def model_report(
-    name: str, predictions: pd.DataFrame, training: pd.DataFrame, features: Sequence[str], alerts: AlertsConfig
+    name: str,
+    predictions: pd.DataFrame,
+    training: pd.DataFrame,
+    features: Sequence[str],
+    alerts: AlertsConfig,
+    context: ModelContext | None = None,
 ) -> Report:
-    f = model_figures(predictions, training, features)
+    context = context or ModelContext()
+    f = model_figures(predictions, training, features, context)
     report = Report(
         f"PlayerPulse model health: {name}",
-        f"{f.predictions} logged predictions from gold.predictions; training set rows: {len(training)}.",
+        f"{f.predictions} logged predictions from gold.predictions; training set rows: {len(training)}"
+        + ("." if context.training_version is None else f" (version {context.training_version})."),
         breaches=model_breaches(name, f, alerts),
     )
     rate = "–" if f.fallback_rate is None else f"{f.fallback_rate:.1%}"
@@ -206,7 +339,12 @@ def model_report(
             "Drift of serving features against the training set (PSI)",
             image=_bars({k: v for k, v in f.psi.items() if v is not None and math.isfinite(v)}, "PSI", alerts.max_psi),
             table=(("feature", "PSI", "flag"), psi_rows),
-            note=f"Flagged past alerts.max_psi = {alerts.max_psi}. Live AUC needs labels joined back: not yet.",
+            note=" ".join(filter(None, [context.training_note, f"Flagged past alerts.max_psi = {alerts.max_psi}."])),
+        ),
+        Section(
+            "Live AUC: labels joined back",
+            table=(("answering version", "labelled predictions", "positives", "live AUC", "test AUC"), _live_rows(f)),
+            note=_live_note(f, context, alerts),
         ),
     ]
     return report

@@ -1,7 +1,8 @@
 """``playerpulse report latency|model NAME [--since …] [--out FILE] [--check]`` (registered in ``cli.py``).
 
-Each report reads its Delta tables (``gold.latency``; ``gold.predictions`` and the model's
-training set), writes one self-contained HTML file and prints where. With ``--check`` every
+Each report reads its Delta tables (``gold.latency``; ``gold.predictions``, ``silver.player_events``
+for the labels and the model's training set at the version its champion was trained on, found
+through the champion's MLflow run), writes one self-contained HTML file and prints where. With ``--check`` every
 alert threshold (``alerts`` in the configuration) the report's figures break is printed as one
 line on stderr and the command exits 1: a scheduler pages on the exit code, a person reads
 the lines.
@@ -10,6 +11,7 @@ the lines.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -18,12 +20,13 @@ import typer
 from rich.console import Console
 
 from features.config import Settings, load_settings
-from features.errors import ConfigError
+from features.errors import ConfigError, TableNotFound, TrainingFailed
+from playerpulse.model_report import ModelContext
 from playerpulse.report_html import Report
 
 if TYPE_CHECKING:
     import pandas as pd
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
 report_app = typer.Typer(help="HTML reports on latency and model health; --check for alerts.", no_args_is_help=True)
 console = Console()
@@ -77,22 +80,115 @@ def load_latency(spark: SparkSession, settings: Settings, since: datetime | None
     return rows.select("at", "source", "batch", "hop", "ms").toPandas()
 
 
+@dataclass
+class ModelInputs:
+    predictions: pd.DataFrame
+    """``gold.predictions`` rows of the model, with ``label`` where their label window has ended."""
+    training: pd.DataFrame
+    """Feature columns of ``gold.training_NAME``, at the version the champion was trained on."""
+    features: list[str]
+    context: ModelContext
+
+
+def _champion(settings: Settings, name: str) -> tuple[int | None, float | None, int | None, str | None]:
+    """``(version, test AUC, training_table_version, note)`` of the champion's MLflow run; a
+    note instead where MLflow has no champion or cannot be read."""
+    from training.registry import CHAMPION, tracking_client, version_by_alias
+
+    uri = settings.mlflow.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return None, None, None, f"no MLflow tracking store at {uri} yet"
+    try:
+        client = tracking_client(settings)
+        mv = version_by_alias(client, name, CHAMPION)
+        if mv is None:
+            return None, None, None, f"model '{name}' has no champion in MLflow"
+        run = client.get_run(mv.run_id) if mv.run_id else None
+    except Exception as exc:  # the report still shows what the lake holds
+        return None, None, None, f"MLflow could not be read ({type(exc).__name__}: {exc})"
+    metrics, tags = (run.data.metrics, run.data.tags) if run else ({}, {})
+    recorded = tags.get("training_table_version") or mv.tags.get("training_table_version")
+    auc = metrics.get("test_auc")
+    return (
+        int(mv.version),
+        None if auc is None else float(auc),
+        None if recorded is None else int(recorded),
+        None,
+    )
+
+
+def training_of_champion(
+    spark: SparkSession, settings: Settings, table: str, champion: int | None, recorded: int | None, why: str | None
+) -> tuple[DataFrame, int, str]:
+    """``table`` at the version the champion's run read (time travel), else its latest version,
+    with a note saying which and why."""
+    from pipelines.lake import read_table, table_version
+    from pipelines.session import table_path
+    from training.dataset import read_pinned
+
+    latest_df = read_table(spark, settings, table, f"train {table.removeprefix('gold.training_')}")
+    latest = table_version(spark, table_path(settings, table))
+    if recorded is not None:
+        try:
+            df, version = read_pinned(spark, settings, table, recorded)
+            note = f"PSI compares with {table} version {version}, the data champion v{champion} was trained on."
+            return df, version, note
+        except TrainingFailed:  # vacuumed (retention) or a table recreated since
+            note = (
+                f"{table} version {recorded}, the data champion v{champion} was trained on, cannot be read "
+                f"(VACUUM removed its files, or the table no longer has that version): PSI compares with its "
+                f"latest version {latest} instead."
+            )
+            return latest_df, latest, note
+    reason = why or f"champion v{champion}'s run records no training_table_version"
+    return latest_df, latest, f"PSI compares with the latest version {latest} of {table} ({reason})."
+
+
 def load_model(
     spark: SparkSession, settings: Settings, name: str, since: datetime | None = None, training_rows: int = 100_000
-) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """``(predictions, training set features, feature names)`` of model ``name``."""
+) -> ModelInputs:
+    """Model ``name``'s logged predictions (labelled where their label window has ended), its
+    champion's training data and what the report compares with (``ModelContext``)."""
     from pyspark.sql import functions as F
 
     from features.model_config import load_model_config
     from pipelines.lake import read_table
+    from pipelines.monitoring import label_predictions
+    from pipelines.silver import EVENTS_TABLE
 
     cfg = load_model_config(settings, name)
     predictions = read_table(spark, settings, "gold.predictions", "monitoring").where(F.col("model") == name)
     if since is not None:
         predictions = predictions.where(F.col("served_at") >= F.lit(_naive_utc(since)))
-    training = read_table(spark, settings, f"gold.training_{name}", f"train {name}")
+    labels_until, label_note = None, None
+    if not cfg.label.is_classification:
+        label_note = f"Live AUC is for classifiers; '{name}' has a {cfg.label.kind} label."
+    else:
+        try:
+            events = read_table(spark, settings, EVENTS_TABLE, "silver")
+        except TableNotFound as exc:
+            label_note = f"No labels: {exc}."
+        else:
+            predictions, labels_until = label_predictions(predictions, events, cfg.label)
+    version, test_auc, recorded, why = _champion(settings, name)
+    training, training_version, training_note = training_of_champion(
+        spark, settings, f"gold.training_{name}", version, recorded, why
+    )
     features = [f for f in cfg.feature_names if f in training.columns]
-    return predictions.toPandas(), training.select(*features).limit(training_rows).toPandas(), list(cfg.feature_names)
+    context = ModelContext(
+        champion_version=version,
+        champion_test_auc=test_auc,
+        training_version=training_version,
+        training_note=training_note,
+        labels_until=labels_until,
+        label_note=label_note,
+    )
+    return ModelInputs(
+        predictions.toPandas(),
+        training.select(*features).limit(training_rows).toPandas(),
+        list(cfg.feature_names),
+        context,
+    )
 
 
 def _write(report: Report, out: Path | None, settings: Settings, default_name: str) -> Path:
@@ -139,11 +235,11 @@ def model_command(
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
-    """Score distribution over time, fallback rate by reason, challenger vs champion, feature drift (PSI)."""
+    """Score distribution over time, fallback rate by reason, challenger vs champion, live AUC, feature drift (PSI)."""
     from playerpulse.model_report import model_report
 
     settings = load_settings(env, workdir)
     start = parse_since(since)
-    predictions, training, features = load_model(_spark(settings), settings, name, start)
-    report = model_report(name, predictions, training, features, settings.alerts)
+    m = load_model(_spark(settings), settings, name, start)
+    report = model_report(name, m.predictions, m.training, m.features, settings.alerts, m.context)
     _finish(report, _write(report, out, settings, f"model-{name}.html"), check)

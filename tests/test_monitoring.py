@@ -121,3 +121,80 @@ def test_report_check_passes_within_thresholds_and_names_each_breach(
     assert capsys.readouterr().err.strip().splitlines() == [
         "ALERT latency: p95 of hop 'stream' is 300 ms over 2 samples (threshold 200 ms)"
     ]
+
+
+HOUR = 3_600_000
+FIRST = {"version": 1, "champion": 1}
+"""The first registered version answered, as champion."""
+SERVED = {"session_count_7d": 4.0}
+
+
+def test_report_model_labels_predictions_as_training_does_and_reads_the_champions_training_version(
+    spark, settings: Settings, tmp_path, capsys, monkeypatch
+):
+    """Predictions at T get the label a training snapshot at T would (purchase in (T, T + 24 h]):
+    scores the reverse of the labels give live AUC 0.0, 0.9 below the champion's test AUC, one
+    breach line. PSI reads the training version the champion's run records, the latest once
+    that version's files are gone."""
+    from pyspark.sql import functions as F
+
+    from features.pseudonyms import digest_for_log
+    from playerpulse.report_command import training_of_champion
+    from training.registry import CHAMPION, ensure_experiment, tracking_client
+
+    # player → (a purchase at T + this many ms, label at T); "late" is served 1 h before the newest event.
+    purchases = {"in": HOUR, "before": -HOUR, "after": 25 * HOUR, "at_end": 24 * HOUR, "at_start": 0, "none": None}
+    labels = {"in": 1, "before": 0, "after": 0, "at_end": 1, "at_start": 0, "none": 0}
+    events = [("demo", p, "purchase", AT + d) for p, d in purchases.items() if d is not None]
+    events += [("demo", "none", "session_start", AT + 48 * HOUR), ("other", "none", "purchase", AT + HOUR)]
+    spark.createDataFrame(events, "game_id STRING, player_id STRING, event_type STRING, ms BIGINT").select(
+        "game_id", "player_id", "event_type", F.timestamp_millis("ms").alias("event_time")
+    ).write.format("delta").save(table_path(settings, "silver.player_events"))
+    served = [(p, AT, 1.0 - labels[p]) for p in labels] + [("late", AT + 47 * HOUR, 0.5)]
+    records = [
+        {**logged_prediction(score), **FIRST, "features": SERVED, "player_key": digest_for_log(p), "served_at": at}
+        for p, at, score in served
+    ]
+    records.append({**logged_prediction(None, "no_profile"), **FIRST, "player_key": digest_for_log("in")})
+    monitoring.prediction_rows(spark.createDataFrame(records, monitoring.PREDICTIONS_JSON)).write.format("delta").save(
+        table_path(settings, "gold.predictions")
+    )
+    features = load_model_config(settings, "store_offer").feature_names
+    training = table_path(settings, "gold.training_store_offer")
+    for value in (4.0, 9.0):  # version 0 (the champion's, as served), then version 1
+        spark.createDataFrame([dict.fromkeys(features, value)] * 5).write.format("delta").mode("overwrite").save(
+            training
+        )
+    client = tracking_client(settings)
+    run = client.create_run(ensure_experiment(settings, client), tags={"training_table_version": "0"})
+    client.log_metric(run.info.run_id, "test_auc", 0.9)
+    client.create_registered_model("store_offer")
+    mv = client.create_model_version("store_offer", str(tmp_path), run_id=run.info.run_id)
+    client.set_registered_model_alias("store_offer", CHAMPION, mv.version)
+
+    df, version, note = training_of_champion(spark, settings, "gold.training_store_offer", 1, 0, None)
+    assert (version, {r[0] for r in df.select("session_count_7d").distinct().collect()}) == (0, {4.0})
+    assert note == "PSI compares with gold.training_store_offer version 0, the data champion v1 was trained on."
+
+    for add in (json.loads(line).get("add") for line in (Path(training) / "_delta_log" / f"{0:020d}.json").open()):
+        if add:
+            (Path(training) / add["path"]).unlink()  # as VACUUM would, once version 0 is old enough
+    strict = conf_with_alerts(
+        tmp_path, {"min_samples": 1, "max_live_auc_drop": 0.1, "max_fallback_rate": 0.5, "max_psi": 100.0}
+    )
+    monkeypatch.setenv("PLAYERPULSE_CONF_DIR", str(strict))
+    out = tmp_path / "model.html"
+    capsys.readouterr()
+    code = main(["report", "model", "store_offer", "--workdir", settings.workdir, "--out", str(out), "--check"])
+
+    page = out.read_text()
+    assert code == 1
+    assert [line for line in capsys.readouterr().err.splitlines() if line.startswith("ALERT")] == [
+        "ALERT model store_offer: live AUC of champion v1 is 0.000 over 6 labelled predictions, 0.900 below its "
+        "test AUC 0.900 (threshold 0.100)"
+    ]
+    # 6 labelled, 2 positive, AUC 0 for scores 1 - label: exactly the labels expected ("late" awaits its own)
+    assert "<td>v1 (champion)</td><td>6</td><td>2</td><td>0.000</td><td>0.900</td>" in page
+    assert "; 1 more await their label." in page
+    assert "version 0, the data champion v1 was trained on, cannot be read" in page
+    assert "PSI compares with its latest version 1 instead" in page

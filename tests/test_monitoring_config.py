@@ -10,7 +10,7 @@ import yaml
 from features.config import load_settings
 from features.errors import ConfigError
 from features.latency import HOP_NAMES
-from features.monitoring_config import HopName
+from features.monitoring_config import AlertsConfig, HopName
 
 
 def conf_with(tmp_path: Path, change) -> Path:
@@ -35,11 +35,19 @@ def test_alert_thresholds_load_from_the_configuration(monkeypatch, tmp_path):
     assert (alerts.hop_p95_ms, alerts.max_psi, alerts.max_fallback_rate) == ({"stream": 900.0}, 0.1, 0.05)
 
 
+def test_the_profiles_declare_the_default_thresholds_and_null_turns_the_live_auc_check_off(monkeypatch, tmp_path):
+    assert load_settings("local", tmp_path / "var").alerts == AlertsConfig()
+    conf = conf_with(tmp_path, lambda raw: raw["alerts"].update(max_live_auc_drop=None))
+    monkeypatch.setenv("PLAYERPULSE_CONF_DIR", str(conf))
+    assert load_settings("local", tmp_path / "var").alerts.max_live_auc_drop is None
+
+
 @pytest.mark.parametrize(
     ("alerts", "named"),
     [
         ({"hop_p95_ms": {"strem": 900}}, "alerts.hop_p95_ms.strem"),
         ({"max_fallback_rate": 1.5}, "alerts.max_fallback_rate"),
+        ({"max_live_auc_drop": -0.1}, "alerts.max_live_auc_drop"),
         ({"max_backlog": 10}, "alerts.max_backlog"),
     ],
 )

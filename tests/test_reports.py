@@ -13,7 +13,15 @@ import pytest
 from features.errors import ConfigError
 from features.monitoring_config import AlertsConfig
 from playerpulse.latency_report import latency_breaches, latency_figures, latency_report
-from playerpulse.model_report import model_breaches, model_figures, model_report, psi
+from playerpulse.model_report import (
+    NOT_ENOUGH_LABELS,
+    LiveAUC,
+    ModelContext,
+    model_breaches,
+    model_figures,
+    model_report,
+    psi,
+)
 from playerpulse.report_command import parse_since
 
 T0 = datetime(2026, 12, 1, 10, 0)
@@ -113,6 +121,59 @@ def test_the_model_page_embeds_its_plots_and_flags_drift():
     assert page.count('src="data:image/png;base64,') == 4  # scores, fallbacks, challenger, PSI
     assert "<td>sessions</td>" in page and "drifted" in page
     assert "<td>no_profile</td><td>4</td>" in page
+
+
+def labelled(scores_match_labels: bool, version_3_from: int = 40) -> pd.DataFrame:
+    """predictions(): 4 fallbacks, then rows 4..35 labelled 1 on even rows and 0 on odd ones,
+    scored 0.9/0.1 as the label says (or the reverse); rows 36..39 still await their label.
+    Rows from ``version_3_from`` on were answered by v3."""
+    df = predictions()
+    for i in range(4, 40):
+        label = None if i >= 36 else float(i % 2 == 0)
+        high = (label == 1.0) == scores_match_labels
+        df.loc[i, ["label", "score"]] = [label, 0.9 if high else 0.1]
+        if i >= version_3_from:
+            df.loc[i, "version"] = 3
+    df.loc[0, "label"] = 1.0  # a fallback's label counts nowhere
+    return df
+
+
+CHAMPION = ModelContext(champion_version=2, champion_test_auc=0.9)
+
+
+def test_live_auc_is_one_for_scores_that_are_the_labels_and_zero_for_their_reverse():
+    right = model_figures(labelled(True), training(), ["sessions", "views"], CHAMPION)
+    wrong = model_figures(labelled(False), training(), ["sessions", "views"], CHAMPION)
+
+    assert right.live == LiveAUC(labelled=32, positives=16, auc=1.0)
+    assert wrong.live == LiveAUC(labelled=32, positives=16, auc=0.0)
+    assert (right.awaiting_labels, right.champion_version, right.champion_test_auc) == (4, 2, 0.9)
+
+
+def test_live_auc_per_answering_version_counts_its_own_predictions_and_needs_both_classes():
+    df = labelled(True, version_3_from=35)  # v3 answered rows 35..39: only row 35 is labelled, a 0
+    f = model_figures(df, training(), ["sessions", "views"], CHAMPION)
+
+    assert f.live_by_version == {2: LiveAUC(31, 16, 1.0), 3: LiveAUC(1, 0, None)}
+    page = model_report("store_offer", df, training(), ["sessions", "views"], AlertsConfig(), CHAMPION).html()
+    assert "<td>v2 (champion)</td><td>31</td><td>16</td><td>1.000</td><td>0.900</td>" in page
+    assert f"<td>v3</td><td>1</td><td>0</td><td>{NOT_ENOUGH_LABELS}</td><td>–</td>" in page
+
+
+def test_a_model_check_names_a_live_auc_drop_below_the_champions_test_auc():
+    f = model_figures(labelled(False), training(), ["sessions", "views"], CHAMPION)
+    alerts = AlertsConfig(max_fallback_rate=0.2, max_live_auc_drop=0.05)
+    assert model_breaches("store_offer", f, alerts) == [
+        "model store_offer: live AUC of champion v2 is 0.000 over 32 labelled predictions, 0.900 below its test "
+        "AUC 0.900 (threshold 0.050)"
+    ]
+    assert model_breaches("store_offer", f, AlertsConfig(max_fallback_rate=0.2, max_live_auc_drop=None)) == []
+    assert model_breaches("store_offer", f, AlertsConfig(max_fallback_rate=0.2, min_samples=33)) == []
+
+
+def test_a_model_check_passes_when_live_auc_holds_up():
+    f = model_figures(labelled(True), training(), ["sessions", "views"], CHAMPION)
+    assert model_breaches("store_offer", f, AlertsConfig(max_fallback_rate=0.2, max_live_auc_drop=0.0)) == []
 
 
 def test_since_takes_an_iso_time_or_an_age():

@@ -26,7 +26,7 @@ from pipelines.gold import FEATURE_TABLES
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
 EVENTS_TABLE = "silver.player_events"
 
@@ -65,7 +65,7 @@ def training_table(cfg: ModelConfig) -> str:
     return f"gold.training_{cfg.name}"
 
 
-def _read_pinned(
+def read_pinned(
     spark: SparkSession, settings: Settings, name: str, version: int | None = None
 ) -> tuple[DataFrame, int]:
     """The table at ``version`` (default: its current one), pinned: a writer committing meanwhile
@@ -91,6 +91,23 @@ def _read_pinned(
                 "removed its files, so that run cannot be rebuilt"
             ) from None
     return df, version
+
+
+def last_event_us() -> Column:
+    """The newest ``event_time`` of the events aggregated, in integer microseconds: how far the
+    lake has observed, so which label windows are complete."""
+    from pyspark.sql import functions as F
+
+    return F.max(F.unix_micros("event_time"))
+
+
+def label_window_observed(as_of: Column, label: LabelSpec, last_us: int) -> Column:
+    """Whether the label window ``(as_of, as_of + horizon]`` ended by ``last_us`` (see
+    ``last_event_us``): only such snapshots get a label, or the newest would all look negative.
+    Training applies it to snapshots, the model report to served predictions."""
+    from pyspark.sql import functions as F
+
+    return F.unix_micros(as_of) + F.lit(label.horizon_ms * 1000) <= F.lit(int(last_us))
 
 
 def label_snapshots(snapshots: DataFrame, events: DataFrame, label: LabelSpec) -> DataFrame:
@@ -140,8 +157,8 @@ def build_training_set(
 
     versions = versions or {}
     feats_name = features_table(cfg)
-    snaps, feats_version = _read_pinned(spark, settings, feats_name, versions.get(feats_name))
-    events, events_version = _read_pinned(spark, settings, EVENTS_TABLE, versions.get(EVENTS_TABLE))
+    snaps, feats_version = read_pinned(spark, settings, feats_name, versions.get(feats_name))
+    events, events_version = read_pinned(spark, settings, EVENTS_TABLE, versions.get(EVENTS_TABLE))
     # Every feature of the set, not just the model's: the gate re-scores the champion on these
     # rows even when the two versions use different feature lists.
     all_features = cfg.fs.feature_names
@@ -150,19 +167,15 @@ def build_training_set(
         raise TrainingFailed(f"{feats_name} lacks columns {missing} that model '{cfg.name}' needs")
 
     # Micros and a DATE cross to Python exactly; a TIMESTAMP would pick up the local time zone.
-    bounds = events.agg(
-        F.min("event_date").alias("first_date"), F.max(F.unix_micros("event_time")).alias("last_us")
-    ).first()
+    bounds = events.agg(F.min("event_date").alias("first_date"), last_event_us().alias("last_us")).first()
     if bounds is None or bounds["last_us"] is None:
         raise TrainingFailed(f"{EVENTS_TABLE} is empty: there is nothing to label '{cfg.name}' with")
-    horizon_us = cfg.label.horizon_ms * 1000
-    last_us = F.lit(int(bounds["last_us"]))
     history_days = F.datediff(F.col("as_of_date"), F.lit(bounds["first_date"]).cast("date")) + 1
     # Cadence counts from the first day of data, so the chosen days do not move as days are added.
     on_cadence = (history_days - 1) % F.lit(cfg.training.snapshot_every_days) == 0
 
     kept = snaps.select(*KEY_COLUMNS, *all_features).where(
-        (F.unix_micros("as_of") + F.lit(horizon_us) <= last_us)
+        label_window_observed(F.col("as_of"), cfg.label, int(bounds["last_us"]))
         & (history_days >= F.lit(cfg.training.min_history_days))
         & on_cadence
     )
