@@ -295,16 +295,13 @@ def render_reports(spark, settings: Settings) -> dict[str, Any]:
     """Run the monitoring job, then write ``report latency`` and ``report model`` as their
     commands would: where each page went and the alert lines its figures break."""
     from pipelines import monitoring
-    from playerpulse import report_command as rc
-    from playerpulse.latency_report import latency_report
-    from playerpulse.model_report import model_report
+    from playerpulse.report_command import latency_page, model_page, write_report
 
     landed = monitoring.run(spark, settings)
-    latency = latency_report(rc.load_latency(spark, settings), settings.alerts, rc._window(None))
-    model = model_report(DEMO_MODEL, *rc.load_model(spark, settings, DEMO_MODEL), settings.alerts)
+    latency, model = latency_page(spark, settings), model_page(spark, settings, DEMO_MODEL)
     pages = {
-        "latency": rc._write(latency, None, settings, "latency.html"),
-        DEMO_MODEL: rc._write(model, None, settings, f"model-{DEMO_MODEL}.html"),
+        "latency": write_report(latency, None, settings, "latency.html"),
+        DEMO_MODEL: write_report(model, None, settings, f"model-{DEMO_MODEL}.html"),
     }
     return {
         **landed,

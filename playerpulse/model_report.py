@@ -41,6 +41,8 @@ def psi(expected: Sequence[float | None], actual: Sequence[float | None], bins: 
     known = e[~np.isnan(e)]
     edges = np.unique(np.quantile(known, np.linspace(0, 1, bins + 1))) if len(known) else np.array([0.0])
     inner = edges[1:-1]
+    if len(edges) == 1:  # one value trained: below it, it, above it (else every value is one bin)
+        inner = np.array([edges[0], np.nextafter(edges[0], np.inf)])
 
     def shares(x):
         missing = np.isnan(x)

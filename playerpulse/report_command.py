@@ -191,7 +191,23 @@ def load_model(
     )
 
 
-def _write(report: Report, out: Path | None, settings: Settings, default_name: str) -> Path:
+def latency_page(spark: SparkSession, settings: Settings, since: datetime | None = None) -> Report:
+    """The latency report of ``gold.latency`` (``since`` on), as ``report latency`` renders it."""
+    from playerpulse.latency_report import latency_report
+
+    return latency_report(load_latency(spark, settings, since), settings.alerts, _window(since))
+
+
+def model_page(spark: SparkSession, settings: Settings, name: str, since: datetime | None = None) -> Report:
+    """The health report of model ``name``, as ``report model NAME`` renders it."""
+    from playerpulse.model_report import model_report
+
+    m = load_model(spark, settings, name, since)
+    return model_report(name, m.predictions, m.training, m.features, settings.alerts, m.context)
+
+
+def write_report(report: Report, out: Path | None, settings: Settings, default_name: str) -> Path:
+    """Write the page to ``out``, else ``{workdir}/reports/default_name``; where it went."""
     path = out or settings.reports_dir / default_name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.html(), encoding="utf-8")
@@ -217,13 +233,9 @@ def latency_command(
     since: Since = None, out: Out = None, check: Check = False, env: Env = None, workdir: Workdir = None
 ) -> None:
     """Per-hop latency distributions, p50/p95/p99 over time, stream backlog, micro-batch durations."""
-    from playerpulse.latency_report import latency_report
-
     settings = load_settings(env, workdir)
-    start = parse_since(since)
-    rows = load_latency(_spark(settings), settings, start)  # the session ends with the process
-    report = latency_report(rows, settings.alerts, _window(start))
-    _finish(report, _write(report, out, settings, "latency.html"), check)
+    report = latency_page(_spark(settings), settings, parse_since(since))  # the session ends with the process
+    _finish(report, write_report(report, out, settings, "latency.html"), check)
 
 
 @report_app.command("model")
@@ -236,10 +248,6 @@ def model_command(
     workdir: Workdir = None,
 ) -> None:
     """Score distribution over time, fallback rate by reason, challenger vs champion, live AUC, feature drift (PSI)."""
-    from playerpulse.model_report import model_report
-
     settings = load_settings(env, workdir)
-    start = parse_since(since)
-    m = load_model(_spark(settings), settings, name, start)
-    report = model_report(name, m.predictions, m.training, m.features, settings.alerts, m.context)
-    _finish(report, _write(report, out, settings, f"model-{name}.html"), check)
+    report = model_page(_spark(settings), settings, name, parse_since(since))
+    _finish(report, write_report(report, out, settings, f"model-{name}.html"), check)

@@ -71,6 +71,12 @@ def test_psi_is_zero_for_the_same_population_and_large_for_a_shifted_one():
     assert psi(train, list(rng.normal(1.5, 1, 5000))) > 0.5
 
 
+def test_psi_flags_a_feature_served_off_the_single_value_it_was_trained_on():
+    assert psi([9.0] * 100, [9.0] * 100) < 0.01
+    assert psi([9.0] * 100, [4.0] * 100) > 1.0
+    assert psi([9.0] * 100, [12.0] * 100) > 1.0
+
+
 def predictions(n: int = 40, fallbacks: int = 4, shift: float = 0.0) -> pd.DataFrame:
     rows = []
     for i in range(n):
