@@ -51,6 +51,8 @@ JOB_FILES: dict[str, str] = {
     "gold": "pipelines/gold.py",
     "all": "pipelines/jobs.py",
     "profiles": "pipelines/profiles_stream.py",
+    "monitoring": "pipelines/monitoring.py",
+    "maintain": "pipelines/maintain.py",
     "train": "training/train.py",
     "validate": "training/validate.py",
 }

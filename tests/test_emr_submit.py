@@ -178,3 +178,11 @@ def test_an_unknown_application_is_one_line_naming_it(tmp_path, s3, venv, capsys
     err = capsys.readouterr().err
     assert code == 1
     assert "00nosuchapp" in err and "Traceback" not in err
+
+
+def test_every_job_submit_names_is_a_spark_submit_file_of_the_repo():
+    from playerpulse.submit_command import JOB_FILES
+
+    missing = [f"{job}: {path}" for job, path in JOB_FILES.items() if not (repo_root() / path).is_file()]
+    assert missing == []
+    assert {"monitoring", "maintain"} <= set(JOB_FILES)
