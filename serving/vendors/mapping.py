@@ -289,6 +289,9 @@ class Mapper:
         self.platforms_seen: dict[str | None, str | None] = {}
         """The vendor's platform name as sent → the mapped one (``None``: none)."""
         self._plans: dict[tuple[tuple[str, ...], str], _Plan | None] = {}
+        self.kinds: dict[Any, Any] = {}
+        """The adapter's typed path's own per-event-kind work (how a kind's ``properties`` are
+        made), kept across bodies: at most ``MAX_CACHED_PLANS`` kinds, as the sender names them."""
 
     def rule_for(self, keys: tuple[str, ...] | list[str]) -> Rule | None:
         events = self.rules.events
