@@ -234,6 +234,17 @@ _typed_message = msgspec.json.Decoder(_TypedMessage)
 _utc = UTC
 
 
+def _typed_kind(mapper: Mapper, kind: str, event: str | None, name: str | None) -> tuple[Any, ...] | None:
+    """(plan, event_type, rule name, extra field, plain, flat function) of one kind of message,
+    or ``None`` when its rule reads outside its extra field (left to ``map_all``)."""
+    keys, label, extra_key = _kind(kind, {"event": event, "name": name})
+    plan = mapper.plan(keys, extra_key)
+    if plan is not None and plan.reads_outside:
+        return None
+    flat = mapper.flat_function(plan) if plan is not None and plan.flat is not None else None
+    return plan, plan.event_type if plan is not None else "custom", label, extra_key, mapper.plain(plan), flat
+
+
 def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[Event] | None:
     """Every message of a body as an ``Event``, or ``None`` when any one needs ``map_all``."""
     try:
@@ -246,30 +257,30 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         return None
     game = mapper.game
     default_version = mapper.file.default_app_version
-    platforms = mapper.platforms_seen
-    kinds: dict[tuple[str, Any], Any] = {}
+    platforms = mapper.platforms_seen.get
+    kinds = mapper.kinds
     out: list[Event] = []
     append = out.append
     for m in messages:
         kind = m.type or single_type
         if not kind:
             return None
-        label = (m.event or "") if kind == "track" else _label(kind, m.event, m.name)
-        found = kinds.get((kind, label))
+        key = (kind, m.event or "") if kind == "track" else (kind, _label(kind, m.event, m.name))
+        found = kinds.get(key)
         if found is None:
-            keys, name, extra_key = _kind(kind, {"event": m.event, "name": m.name})
-            plan = mapper.plan(keys, extra_key)
-            if plan is not None and plan.reads_outside:
+            found = _typed_kind(mapper, kind, m.event, m.name)
+            if found is None:
                 return None
-            found = kinds[(kind, label)] = (plan, name, extra_key, mapper.plain(plan))
-        plan, name, extra_key, plain = found
+            if len(kinds) < 4096:  # names are the sender's: a bounded cache
+                kinds[key] = found
+        plan, event_type, name, extra_key, plain, flat = found
         extra = m.properties if extra_key == "properties" else m.traits
         if extra is None:
             extra = {}
         if plain and len(extra) <= MAX_PROPERTIES:
             properties = extra
-        elif plan is not None and plan.flat is not None:
-            properties = mapper.flat_properties(plan, extra, extra)
+        elif flat is not None:
+            properties = flat(extra, extra)
             if properties is None:
                 return None
         else:
@@ -287,7 +298,7 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
             if not os_name:
                 os_name = ctx.device.type if ctx.device is not None else None
             version = (ctx.app.version if ctx.app is not None else None) or default_version
-        platform = platforms.get(os_name or None) or mapper.platform(os_name or None)
+        platform = platforms(os_name or None) or mapper.platform(os_name or None)
         if platform is None:
             return None
         stamp = m.timestamp or m.originalTimestamp
@@ -302,20 +313,5 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         sent = sent or batch_sent
         if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
             return None
-        append(
-            Event(
-                m.messageId,
-                plan.event_type if plan is not None else "custom",
-                player,
-                game,
-                t,
-                platform,
-                version,
-                1,
-                sent,
-                None,
-                None,
-                properties,
-            )
-        )
+        append(Event(m.messageId, event_type, player, game, t, platform, version, 1, sent, None, None, properties))
     return out
