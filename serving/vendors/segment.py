@@ -221,7 +221,9 @@ class _TypedMessage(msgspec.Struct, gc=False):
     sentAt: datetime | None = None
     properties: dict[str, PropertyValue] | None = None
     traits: dict[str, PropertyValue] | None = None
-    context: _Context | None = None
+    context: msgspec.Raw = msgspec.Raw(b"null")
+    """As sent: a library gives every message of a batch the same context, so its reading
+    (``_context``) is made once per distinct text."""
 
 
 class _TypedBatch(msgspec.Struct, gc=False):
@@ -231,7 +233,25 @@ class _TypedBatch(msgspec.Struct, gc=False):
 
 _typed_batch = msgspec.json.Decoder(_TypedBatch)
 _typed_message = msgspec.json.Decoder(_TypedMessage)
+_typed_context = msgspec.json.Decoder(_Context | None)
 _utc = UTC
+
+
+def _context(mapper: Mapper, raw: msgspec.Raw, default_version: str) -> tuple[str, str] | None:
+    """(platform, app_version) of a message's context, or ``None`` when it needs ``map_all``."""
+    try:
+        ctx = _typed_context.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if ctx is None:
+        os_name, version = None, default_version
+    else:
+        os_name = ctx.os.name if ctx.os is not None else None
+        if not os_name:
+            os_name = ctx.device.type if ctx.device is not None else None
+        version = (ctx.app.version if ctx.app is not None else None) or default_version
+    platform = mapper.platform(os_name or None)
+    return None if platform is None else (platform, version)
 
 
 def _typed_kind(mapper: Mapper, kind: str, event: str | None, name: str | None) -> tuple[Any, ...] | None:
@@ -257,15 +277,19 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         return None
     game = mapper.game
     default_version = mapper.file.default_app_version
-    platforms = mapper.platforms_seen.get
     kinds = mapper.kinds
+    contexts: dict[bytes, tuple[str, str]] = {}
+    batch_sent_ok = batch_sent is None or 0 <= batch_sent <= MAX_EPOCH_MS
     out: list[Event] = []
     append = out.append
     for m in messages:
         kind = m.type or single_type
-        if not kind:
+        if kind == "track":
+            key: Any = m.event or ""  # a track message's kind is its event name alone
+        elif not kind:
             return None
-        key = (kind, m.event or "") if kind == "track" else (kind, _label(kind, m.event, m.name))
+        else:
+            key = (kind, _label(kind, m.event, m.name))
         found = kinds.get(key)
         if found is None:
             found = _typed_kind(mapper, kind, m.event, m.name)
@@ -290,17 +314,14 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         player = m.userId or m.anonymousId
         if not player:
             return None
-        ctx = m.context
-        if ctx is None:
-            os_name, version = None, default_version
-        else:
-            os_name = ctx.os.name if ctx.os is not None else None
-            if not os_name:
-                os_name = ctx.device.type if ctx.device is not None else None
-            version = (ctx.app.version if ctx.app is not None else None) or default_version
-        platform = platforms(os_name or None) or mapper.platform(os_name or None)
-        if platform is None:
-            return None
+        text = bytes(m.context)
+        read = contexts.get(text)
+        if read is None:
+            read = _context(mapper, m.context, default_version)
+            if read is None:
+                return None
+            contexts[text] = read
+        platform, version = read
         stamp = m.timestamp or m.originalTimestamp
         if stamp is None:
             return None
@@ -308,10 +329,15 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         if t < 0 or t > MAX_EPOCH_MS:
             return None
         sent = m.sentAt
-        if sent is not None:
-            sent = int((sent if sent.tzinfo is not None else sent.replace(tzinfo=_utc)).timestamp() * 1000)
-        sent = sent or batch_sent
-        if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
-            return None
+        if sent is None:
+            if not batch_sent_ok:
+                return None
+            sent = batch_sent
+        else:
+            sent = (
+                int((sent if sent.tzinfo is not None else sent.replace(tzinfo=_utc)).timestamp() * 1000) or batch_sent
+            )
+            if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
+                return None
         append(Event(m.messageId, event_type, player, game, t, platform, version, 1, sent, None, None, properties))
     return out
