@@ -279,6 +279,7 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
     default_version = mapper.file.default_app_version
     kinds = mapper.kinds
     contexts: dict[bytes, tuple[str, str]] = {}
+    last_context, platform, version = None, "", ""
     batch_sent_ok = batch_sent is None or 0 <= batch_sent <= MAX_EPOCH_MS
     out: list[Event] = []
     append = out.append
@@ -314,14 +315,16 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         player = m.userId or m.anonymousId
         if not player:
             return None
-        text = bytes(m.context)
-        read = contexts.get(text)
-        if read is None:
-            read = _context(mapper, m.context, default_version)
+        raw = m.context
+        if raw != last_context:  # most often the previous message's context again
+            text = bytes(raw)
+            read = contexts.get(text)
             if read is None:
-                return None
-            contexts[text] = read
-        platform, version = read
+                read = _context(mapper, raw, default_version)
+                if read is None:
+                    return None
+                contexts[text] = read
+            last_context, (platform, version) = raw, read
         stamp = m.timestamp or m.originalTimestamp
         if stamp is None:
             return None

@@ -303,7 +303,17 @@ def _se_kind(mapper: Mapper, category: str, action: str) -> tuple[Any, ...] | No
     if action:
         se["action"] = action
     flat = mapper.flat_function(plan) if plan is not None and plan.sources and plan.flat is not None else None
-    return plan, plan.event_type if plan is not None else "custom", mapper.plain(plan), flat, se, f"{category}:{action}"
+    # a rule reading only se.label, se.property or se.value reads them from the event's extra
+    reads_kind = plan is not None and any(k in ("category", "action") for _, _, ks, _ in plan.flat or () for k, _ in ks)
+    return (
+        plan,
+        plan.event_type if plan is not None else "custom",
+        mapper.plain(plan),
+        flat,
+        se,
+        f"{category}:{action}",
+        reads_kind,
+    )
 
 
 def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | None:
@@ -326,7 +336,7 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
                     return None
                 if len(kinds) < MAX_CACHED_PLANS:  # the sender names them: a bounded cache
                     kinds[(category, action)] = found
-            plan, event_type, plain, flat, se, name = found
+            plan, event_type, plain, flat, se, name, reads_kind = found
             extra: dict[str, Any] = {}
             if p.se_la:
                 extra["label"] = p.se_la
@@ -341,7 +351,7 @@ def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | Non
             if plain and len(extra) <= MAX_PROPERTIES:
                 properties: Any = extra
             elif flat is not None:
-                properties = flat(se | extra, extra)
+                properties = flat(se | extra if reads_kind else extra, extra)
                 if properties is None:
                     return None
             else:
