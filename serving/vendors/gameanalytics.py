@@ -169,7 +169,8 @@ _PLAIN, _OF_NAME, _CUSTOM, _FLAT, _GENERAL = range(5)
 
 def _kind(mapper: Mapper, category: str, event_name: str, severity: str | None, custom: bool) -> tuple[Any, ...]:
     """How events of one (category, event_id, severity) get their properties, worked out once
-    per body: (event_type, mode, plan, name, parts, properties of the name alone)."""
+    (``Mapper.kinds``): (event_type, mode, plan, name, parts, properties of the name alone,
+    properties of an event with nothing outside the envelope, compiled flat rule)."""
     parts = event_name.split(":") if event_name else []
     keys: tuple[str, ...] = (f"{category}:{parts[0]}", category) if parts else (category,)
     if severity:
@@ -188,7 +189,17 @@ def _kind(mapper: Mapper, category: str, event_name: str, severity: str | None, 
         mode = _FLAT
     else:
         mode = _GENERAL
-    return plan.event_type if plan is not None else "custom", mode, plan, name, parts, of_name
+    # an event with no field outside the envelope (the usual one) gets a copy of this
+    if mode == _PLAIN:
+        template: dict[str, Any] | None = {}
+    elif mode == _OF_NAME:
+        template = of_name if isinstance(of_name, dict) else None
+    elif mode == _CUSTOM:
+        template = {"name": name}
+    else:
+        template = None
+    flat = mapper.flat_function(plan) if mode == _FLAT and plan is not None else None
+    return plan.event_type if plan is not None else "custom", mode, plan, name, parts, of_name, template, flat
 
 
 def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
@@ -209,39 +220,43 @@ def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
     append = out.append
     for ev, env in zip(objects, envelopes, strict=True):
         category = env.category
-        severity = env.severity if category == "error" else None
-        key = (category, env.event_id, severity)
+        key = (category, env.event_id) if category != "error" else (category, env.event_id, env.severity)
         found = kinds.get(key)
         if found is None:
+            severity = env.severity if category == "error" else None
             found = _kind(mapper, category, env.event_id or "", severity, custom)
             if len(kinds) < MAX_CACHED_PLANS:  # the sender names them: a bounded cache
                 kinds[key] = found
-        event_type, mode, plan, name, parts, of_name = found
-        extra = {} if all_excluded(ev) else {k: v for k, v in ev.items() if k not in excluded}
-        if mode == _PLAIN and len(extra) <= MAX_PROPERTIES:
-            properties = extra
-        elif mode == _OF_NAME:
-            if of_name.__class__ is str or "event_parts" in extra:  # refused, or a field the rule consumes
-                return None
-            properties = dict(of_name)
-            for k, v in extra.items():  # as properties() adds them: after the rule's, up to 64
-                if len(properties) >= MAX_PROPERTIES:
-                    break
-                if k not in properties:
-                    properties[k] = v
-        elif mode == _CUSTOM and "name" not in extra and len(extra) < MAX_PROPERTIES:
-            properties = {"name": name, **extra}
-        elif mode == _FLAT:
-            properties = mapper.flat_properties(plan, ev, extra)
-            if properties is None:
-                return None
+        event_type, mode, plan, name, parts, of_name, template, flat = found
+        bare = all_excluded(ev)  # nothing outside the envelope (and the mapping's drops)
+        if bare and template is not None:  # the kind's own properties
+            properties = template.copy()
         else:
-            fields = None
-            if plan is not None:  # the rule's paths read the event and event_parts
-                fields = {"event_parts": parts} if plan.roots == _PARTS else {**ev, "event_parts": parts}
-            properties = mapper.properties(plan, name, fields, extra)
-            if properties.__class__ is str:
-                return None
+            extra = {} if bare else {k: v for k, v in ev.items() if k not in excluded}
+            if mode == _PLAIN and len(extra) <= MAX_PROPERTIES:
+                properties = extra
+            elif mode == _OF_NAME:
+                if of_name.__class__ is str or "event_parts" in extra:  # refused, or a field the rule consumes
+                    return None
+                properties = dict(of_name)
+                for k, v in extra.items():  # as properties() adds them: after the rule's, up to 64
+                    if len(properties) >= MAX_PROPERTIES:
+                        break
+                    if k not in properties:
+                        properties[k] = v
+            elif mode == _CUSTOM and "name" not in extra and len(extra) < MAX_PROPERTIES:
+                properties = {"name": name, **extra}
+            elif flat is not None:
+                properties = flat(ev, extra)
+                if properties is None:
+                    return None
+            else:
+                fields = None
+                if plan is not None:  # the rule's paths read the event and event_parts
+                    fields = {"event_parts": parts} if plan.roots == _PARTS else {**ev, "event_parts": parts}
+                properties = mapper.properties(plan, name, fields, extra)
+                if properties.__class__ is str:
+                    return None
         t = int(env.client_ts * 1000)
         if t < 0 or t > MAX_EPOCH_MS:
             return None
