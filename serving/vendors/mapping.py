@@ -465,7 +465,8 @@ class Mapper:
         except KeyError:
             pass
         fn = _flat_function(plan.flat or (), self._drop)
-        self._flat_functions[id(plan)] = (plan, fn)  # plans are cached (or few): so are these
+        if len(self._flat_functions) < MAX_CACHED_PLANS:  # past the plan cache's bound, plans are new objects
+            self._flat_functions[id(plan)] = (plan, fn)  # the plan kept with it, so its id stays its own
         return fn
 
     def platform(self, name: str | None) -> str | None:
