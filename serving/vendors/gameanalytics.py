@@ -17,13 +17,13 @@ import base64
 import hashlib
 import hmac
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from features.contract import Event
 from serving.decoding import BodyError
-from serving.vendors.mapping import MAX_EPOCH_MS, MAX_PROPERTIES, Mapper, PropertyValue
+from serving.vendors.mapping import MAX_CACHED_PLANS, MAX_EPOCH_MS, MAX_PROPERTIES, Mapper, PropertyValue
 
 ENVELOPE = frozenset(
     {
@@ -136,122 +136,148 @@ def _str(value: Any) -> str | None:
 # --- the typed path ------------------------------------------------------------------------------
 # GameAnalytics' free-form fields are every field outside ``ENVELOPE``, in the order sent, so a
 # body is decoded in one pass into one dict per event whose values are typed as the contract's
-# property values (their nesting checked in C), and the event UUIDs of the whole body are parsed
-# in one call. Each event whose fields have the types GameAnalytics' SDKs send becomes an
-# ``Event``; anything else makes ``typed_events`` answer ``None``, and the body takes ``map_all``,
-# which gives each event its own verdict: both paths give an accepted event the same ``Event``.
+# property values (their nesting checked in C); those dicts are converted (in C) into
+# ``_Envelope`` structs, which check the types and lengths the contract needs of the fields
+# with a PlayerPulse place and parse the event UUIDs. Each event whose fields have the types GameAnalytics' SDKs send
+# becomes an ``Event``; anything else makes ``typed_events`` answer ``None``, and the body takes
+# ``map_all``, which gives each event its own verdict: both paths give an accepted event the
+# same ``Event``.
 
 _typed_objects = msgspec.json.Decoder(list[dict[str, PropertyValue]])
-_NUMBERS = (int, float)
 _PARTS = frozenset({"event_parts"})
+_Text64 = Annotated[str, msgspec.Meta(max_length=64)]
+"""``map_all`` reads these as text, and the contract takes at most 64 characters."""
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """The fields of an event ``typed_events`` reads itself (a bool is neither int nor float here)."""
+
+    event_uuid: uuid.UUID
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    client_ts: int | float
+    category: Annotated[str, msgspec.Meta(min_length=1)]
+    event_id: str | None = None
+    severity: str | None = None
+    platform: str | None = None
+    build: _Text64 | None = None
+    session_id: _Text64 | None = None
+
+
+_Envelopes = list[_Envelope]
+_PLAIN, _OF_NAME, _CUSTOM, _FLAT, _GENERAL = range(5)
+
+
+def _kind(mapper: Mapper, category: str, event_name: str, severity: str | None, custom: bool) -> tuple[Any, ...]:
+    """How events of one (category, event_id, severity) get their properties, worked out once
+    (``Mapper.kinds``): (event_type, mode, plan, name, parts, properties of the name alone,
+    properties of an event with nothing outside the envelope, compiled flat rule)."""
+    parts = event_name.split(":") if event_name else []
+    keys: tuple[str, ...] = (f"{category}:{parts[0]}", category) if parts else (category,)
+    if severity:
+        keys = (f"error:{severity}", *keys)
+    plan = mapper.plan(keys)
+    name = event_name or category
+    # a rule that reads only event_parts reads the same for every event of this name
+    of_name = mapper.properties(plan, name, {"event_parts": parts}, {}) if plan and plan.roots == _PARTS else None
+    if plan is not None and not plan.sources:
+        mode = _PLAIN
+    elif of_name is not None:
+        mode = _OF_NAME
+    elif plan is None and custom:
+        mode = _CUSTOM
+    elif plan is not None and plan.flat is not None and "event_parts" not in plan.roots:
+        mode = _FLAT
+    else:
+        mode = _GENERAL
+    # an event with no field outside the envelope (the usual one) gets a copy of this
+    if mode == _PLAIN:
+        template: dict[str, Any] | None = {}
+    elif mode == _OF_NAME:
+        template = of_name if isinstance(of_name, dict) else None
+    elif mode == _CUSTOM:
+        template = {"name": name}
+    else:
+        template = None
+    flat = mapper.flat_function(plan) if mode == _FLAT and plan is not None else None
+    return plan.event_type if plan is not None else "custom", mode, plan, name, parts, of_name, template, flat
 
 
 def typed_events(mapper: Mapper, data: bytes) -> list[Event] | None:
     """Every event of a body as an ``Event``, or ``None`` when any one needs ``map_all``."""
     try:
         objects = _typed_objects.decode(data)
+        envelopes = msgspec.convert(objects, _Envelopes)
     except (msgspec.DecodeError, RecursionError):  # ValidationError is a DecodeError
         return None
     game = mapper.game
     default_version = mapper.file.default_app_version
-    platforms = mapper.platforms_seen
+    platforms = mapper.platforms_seen.get
     excluded = ENVELOPE.union(mapper.rules.drop)  # dropped here, so plans that read nothing take extra as it is
+    all_excluded = excluded.issuperset
     custom = mapper.file.unmapped == "custom"
-    kinds: dict[tuple[str, str, Any], Any] = {}
-    ids: list[Any] = []
+    kinds = mapper.kinds
     out: list[Event] = []
     append = out.append
-    for ev in objects:
-        get = ev.get
-        category = get("category")
-        if category.__class__ is not str or not category:
-            return None
-        event_name = get("event_id") or ""
-        if event_name.__class__ is not str:
-            return None
-        severity = get("severity") if category == "error" else None
-        if severity is not None and severity.__class__ is not str:
-            return None
-        key = (category, event_name, severity)
+    for ev, env in zip(objects, envelopes, strict=True):
+        category = env.category
+        key = (category, env.event_id) if category != "error" else (category, env.event_id, env.severity)
         found = kinds.get(key)
         if found is None:
-            parts = event_name.split(":") if event_name else []
-            keys: tuple[str, ...] = (f"{category}:{parts[0]}", category) if parts else (category,)
-            if severity:
-                keys = (f"error:{severity}", *keys)
-            plan = mapper.plan(keys)
-            name = event_name or category
-            # a rule that reads only event_parts reads the same for every event of this name
-            of_name = (
-                mapper.properties(plan, name, {"event_parts": parts}, {}) if plan and plan.roots == _PARTS else None
-            )
-            found = kinds[key] = (plan, name, parts, of_name)
-        plan, name, parts, of_name = found
-        extra = {} if excluded.issuperset(ev) else {k: v for k, v in ev.items() if k not in excluded}
-        if plan is not None and not plan.sources and len(extra) <= MAX_PROPERTIES:
-            properties = extra
-        elif of_name is not None:
-            if of_name.__class__ is str or "event_parts" in extra:  # refused, or a field the rule consumes
-                return None
-            properties = dict(of_name)
-            for k, v in extra.items():  # as properties() adds them: after the rule's, up to 64
-                if len(properties) >= MAX_PROPERTIES:
-                    break
-                if k not in properties:
-                    properties[k] = v
-        elif plan is None and custom and "name" not in extra and len(extra) < MAX_PROPERTIES:
-            properties = {"name": name, **extra}
-        elif plan is not None and plan.flat is not None and "event_parts" not in plan.roots:
-            properties = mapper.flat_properties(plan, ev, extra)
-            if properties is None:
-                return None
+            severity = env.severity if category == "error" else None
+            found = _kind(mapper, category, env.event_id or "", severity, custom)
+            if len(kinds) < MAX_CACHED_PLANS:  # the sender names them: a bounded cache
+                kinds[key] = found
+        event_type, mode, plan, name, parts, of_name, template, flat = found
+        bare = all_excluded(ev)  # nothing outside the envelope (and the mapping's drops)
+        if bare and template is not None:  # the kind's own properties
+            properties = template.copy()
         else:
-            fields = None
-            if plan is not None:  # the rule's paths read the event and event_parts
-                fields = {"event_parts": parts} if plan.roots == _PARTS else {**ev, "event_parts": parts}
-            properties = mapper.properties(plan, name, fields, extra)
-            if properties.__class__ is str:
-                return None
-        player = get("user_id")
-        if player.__class__ is not str or not player or len(player) > 64:
-            return None
-        client_ts = get("client_ts")
-        if client_ts.__class__ not in _NUMBERS:
-            return None
-        t = int(client_ts * 1000)
+            extra = {} if bare else {k: v for k, v in ev.items() if k not in excluded}
+            if mode == _PLAIN and len(extra) <= MAX_PROPERTIES:
+                properties = extra
+            elif mode == _OF_NAME:
+                if of_name.__class__ is str or "event_parts" in extra:  # refused, or a field the rule consumes
+                    return None
+                properties = dict(of_name)
+                for k, v in extra.items():  # as properties() adds them: after the rule's, up to 64
+                    if len(properties) >= MAX_PROPERTIES:
+                        break
+                    if k not in properties:
+                        properties[k] = v
+            elif mode == _CUSTOM and "name" not in extra and len(extra) < MAX_PROPERTIES:
+                properties = {"name": name, **extra}
+            elif flat is not None:
+                properties = flat(ev, extra)
+                if properties is None:
+                    return None
+            else:
+                fields = None
+                if plan is not None:  # the rule's paths read the event and event_parts
+                    fields = {"event_parts": parts} if plan.roots == _PARTS else {**ev, "event_parts": parts}
+                properties = mapper.properties(plan, name, fields, extra)
+                if properties.__class__ is str:
+                    return None
+        t = int(env.client_ts * 1000)
         if t < 0 or t > MAX_EPOCH_MS:
             return None
-        sent_as, version, session = get("platform"), get("build"), get("session_id")
-        if (
-            (sent_as is not None and sent_as.__class__ is not str)
-            or (version is not None and (version.__class__ is not str or len(version) > 64))
-            or (session is not None and (session.__class__ is not str or len(session) > 64))
-        ):
-            return None  # map_all reads these as text, and the contract takes at most 64 characters
-        platform = platforms.get(sent_as or None) or mapper.platform(sent_as or None)
+        sent_as = env.platform
+        platform = platforms(sent_as) or mapper.platform(sent_as or None)
         if platform is None:
             return None
-        ids.append(get("event_uuid"))
         append(
             Event(
-                None,  # type: ignore[arg-type]  # set below, once every event's UUID is parsed
-                plan.event_type if plan is not None else "custom",
-                player,
+                env.event_uuid,
+                event_type,
+                env.user_id,
                 game,
                 t,
                 platform,
-                version or default_version,
+                env.build or default_version,
                 1,
                 None,
                 None,
-                session or None,
+                env.session_id or None,
                 properties,
             )
         )
-    try:
-        uuids = msgspec.convert(ids, list[uuid.UUID])
-    except msgspec.ValidationError:
-        return None
-    for event, event_id in zip(out, uuids, strict=True):
-        event.event_id = event_id
     return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -181,6 +182,76 @@ def _convert(value: Any, src: PropertySource) -> Any:
     return value
 
 
+def _converter(src: PropertySource) -> Callable[[Any], Any] | None:
+    """``_convert`` for one source as one call (``None``: the value is taken as sent)."""
+    if src.scale == 1.0:
+        if src.type is None:
+            return None
+        if src.type == "integer":
+            return lambda value: int(float(value))
+        if src.type == "number":
+            return float
+        if src.type == "string":
+            return str
+    return lambda value: _convert(value, src)
+
+
+def _flat_function(
+    flat: tuple[tuple[str, PropertySource, tuple[tuple[str, str], ...], bool], ...], drop: frozenset[str]
+) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]:
+    """What ``Mapper.flat_properties`` does for one plan, as one function."""
+    entries = tuple((prop, _converter(src), tuple(key for key, _ in keys)) for prop, src, keys, _ in flat)
+    if len(entries) == 1 and len(entries[0][2]) == 1:
+        prop, conv, (field,) = entries[0]
+
+        def one(source: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any] | None:
+            out: dict[str, Any] = {}
+            value = source.get(field)
+            if value is not None:
+                if conv is None:
+                    out[prop] = value
+                else:
+                    try:
+                        out[prop] = conv(value)
+                    except (TypeError, ValueError):
+                        return None
+            if extra:
+                for key, value in extra.items():
+                    if len(out) >= MAX_PROPERTIES:
+                        break
+                    if key != field and key not in drop and key not in out:
+                        out[key] = value
+            return out
+
+        return one
+
+    def many(source: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any] | None:
+        out: dict[str, Any] = {}
+        consumed: list[str] = []
+        for prop, conv, keys in entries:
+            for key in keys:
+                consumed.append(key)
+                value = source.get(key)
+                if value is not None:
+                    if conv is None:
+                        out[prop] = value
+                    else:
+                        try:
+                            out[prop] = conv(value)
+                        except (TypeError, ValueError):
+                            return None
+                    break
+        if extra:
+            for key, value in extra.items():
+                if len(out) >= MAX_PROPERTIES:
+                    break
+                if key not in consumed and key not in drop and key not in out:
+                    out[key] = value
+        return out
+
+    return many
+
+
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _is_canonical_uuid = _CANONICAL_UUID.fullmatch
 
@@ -289,6 +360,10 @@ class Mapper:
         self.platforms_seen: dict[str | None, str | None] = {}
         """The vendor's platform name as sent → the mapped one (``None``: none)."""
         self._plans: dict[tuple[tuple[str, ...], str], _Plan | None] = {}
+        self.kinds: dict[Any, Any] = {}
+        """The adapter's typed path's own per-event-kind work (how a kind's ``properties`` are
+        made), kept across bodies: at most ``MAX_CACHED_PLANS`` kinds, as the sender names them."""
+        self._flat_functions: dict[int, tuple[_Plan, Callable[[dict[str, Any], dict[str, Any]], Any]]] = {}
 
     def rule_for(self, keys: tuple[str, ...] | list[str]) -> Rule | None:
         events = self.rules.events
@@ -380,6 +455,19 @@ class Mapper:
                 if key not in consumed and key not in drop and key not in out:
                     out[key] = value
         return out
+
+    def flat_function(self, plan: _Plan) -> Callable[[dict[str, Any], dict[str, Any]], dict[str, Any] | None]:
+        """``flat_properties`` of ``plan`` compiled into one function of (source, extra), made once
+        per plan: the rule's fields, converters and the mapping's drops bound in, and a rule of one
+        property read from one field (the usual kind) read without loops."""
+        try:
+            return self._flat_functions[id(plan)][1]
+        except KeyError:
+            pass
+        fn = _flat_function(plan.flat or (), self._drop)
+        if len(self._flat_functions) < MAX_CACHED_PLANS:  # past the plan cache's bound, plans are new objects
+            self._flat_functions[id(plan)] = (plan, fn)  # the plan kept with it, so its id stays its own
+        return fn
 
     def platform(self, name: str | None) -> str | None:
         """The PlayerPulse platform of the vendor's platform or OS name as sent (``None``: none)."""

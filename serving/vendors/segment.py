@@ -221,7 +221,9 @@ class _TypedMessage(msgspec.Struct, gc=False):
     sentAt: datetime | None = None
     properties: dict[str, PropertyValue] | None = None
     traits: dict[str, PropertyValue] | None = None
-    context: _Context | None = None
+    context: msgspec.Raw = msgspec.Raw(b"null")
+    """As sent: a library gives every message of a batch the same context, so its reading
+    (``_context``) is made once per distinct text."""
 
 
 class _TypedBatch(msgspec.Struct, gc=False):
@@ -231,7 +233,36 @@ class _TypedBatch(msgspec.Struct, gc=False):
 
 _typed_batch = msgspec.json.Decoder(_TypedBatch)
 _typed_message = msgspec.json.Decoder(_TypedMessage)
+_typed_context = msgspec.json.Decoder(_Context | None)
 _utc = UTC
+
+
+def _context(mapper: Mapper, raw: msgspec.Raw, default_version: str) -> tuple[str, str] | None:
+    """(platform, app_version) of a message's context, or ``None`` when it needs ``map_all``."""
+    try:
+        ctx = _typed_context.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if ctx is None:
+        os_name, version = None, default_version
+    else:
+        os_name = ctx.os.name if ctx.os is not None else None
+        if not os_name:
+            os_name = ctx.device.type if ctx.device is not None else None
+        version = (ctx.app.version if ctx.app is not None else None) or default_version
+    platform = mapper.platform(os_name or None)
+    return None if platform is None else (platform, version)
+
+
+def _typed_kind(mapper: Mapper, kind: str, event: str | None, name: str | None) -> tuple[Any, ...] | None:
+    """(plan, event_type, rule name, extra field, plain, flat function) of one kind of message,
+    or ``None`` when its rule reads outside its extra field (left to ``map_all``)."""
+    keys, label, extra_key = _kind(kind, {"event": event, "name": name})
+    plan = mapper.plan(keys, extra_key)
+    if plan is not None and plan.reads_outside:
+        return None
+    flat = mapper.flat_function(plan) if plan is not None and plan.flat is not None else None
+    return plan, plan.event_type if plan is not None else "custom", label, extra_key, mapper.plain(plan), flat
 
 
 def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[Event] | None:
@@ -246,30 +277,35 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         return None
     game = mapper.game
     default_version = mapper.file.default_app_version
-    platforms = mapper.platforms_seen
-    kinds: dict[tuple[str, Any], Any] = {}
+    kinds = mapper.kinds
+    contexts: dict[bytes, tuple[str, str]] = {}
+    last_context, platform, version = None, "", ""
+    batch_sent_ok = batch_sent is None or 0 <= batch_sent <= MAX_EPOCH_MS
     out: list[Event] = []
     append = out.append
     for m in messages:
         kind = m.type or single_type
-        if not kind:
+        if kind == "track":
+            key: Any = m.event or ""  # a track message's kind is its event name alone
+        elif not kind:
             return None
-        label = (m.event or "") if kind == "track" else _label(kind, m.event, m.name)
-        found = kinds.get((kind, label))
+        else:
+            key = (kind, _label(kind, m.event, m.name))
+        found = kinds.get(key)
         if found is None:
-            keys, name, extra_key = _kind(kind, {"event": m.event, "name": m.name})
-            plan = mapper.plan(keys, extra_key)
-            if plan is not None and plan.reads_outside:
+            found = _typed_kind(mapper, kind, m.event, m.name)
+            if found is None:
                 return None
-            found = kinds[(kind, label)] = (plan, name, extra_key, mapper.plain(plan))
-        plan, name, extra_key, plain = found
+            if len(kinds) < 4096:  # names are the sender's: a bounded cache
+                kinds[key] = found
+        plan, event_type, name, extra_key, plain, flat = found
         extra = m.properties if extra_key == "properties" else m.traits
         if extra is None:
             extra = {}
         if plain and len(extra) <= MAX_PROPERTIES:
             properties = extra
-        elif plan is not None and plan.flat is not None:
-            properties = mapper.flat_properties(plan, extra, extra)
+        elif flat is not None:
+            properties = flat(extra, extra)
             if properties is None:
                 return None
         else:
@@ -279,17 +315,16 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         player = m.userId or m.anonymousId
         if not player:
             return None
-        ctx = m.context
-        if ctx is None:
-            os_name, version = None, default_version
-        else:
-            os_name = ctx.os.name if ctx.os is not None else None
-            if not os_name:
-                os_name = ctx.device.type if ctx.device is not None else None
-            version = (ctx.app.version if ctx.app is not None else None) or default_version
-        platform = platforms.get(os_name or None) or mapper.platform(os_name or None)
-        if platform is None:
-            return None
+        raw = m.context
+        if raw != last_context:  # most often the previous message's context again
+            text = bytes(raw)
+            read = contexts.get(text)
+            if read is None:
+                read = _context(mapper, raw, default_version)
+                if read is None:
+                    return None
+                contexts[text] = read
+            last_context, (platform, version) = raw, read
         stamp = m.timestamp or m.originalTimestamp
         if stamp is None:
             return None
@@ -297,25 +332,15 @@ def typed_events(mapper: Mapper, data: bytes, single_type: str | None) -> list[E
         if t < 0 or t > MAX_EPOCH_MS:
             return None
         sent = m.sentAt
-        if sent is not None:
-            sent = int((sent if sent.tzinfo is not None else sent.replace(tzinfo=_utc)).timestamp() * 1000)
-        sent = sent or batch_sent
-        if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
-            return None
-        append(
-            Event(
-                m.messageId,
-                plan.event_type if plan is not None else "custom",
-                player,
-                game,
-                t,
-                platform,
-                version,
-                1,
-                sent,
-                None,
-                None,
-                properties,
+        if sent is None:
+            if not batch_sent_ok:
+                return None
+            sent = batch_sent
+        else:
+            sent = (
+                int((sent if sent.tzinfo is not None else sent.replace(tzinfo=_utc)).timestamp() * 1000) or batch_sent
             )
-        )
+            if sent is not None and (sent < 0 or sent > MAX_EPOCH_MS):
+                return None
+        append(Event(m.messageId, event_type, player, game, t, platform, version, 1, sent, None, None, properties))
     return out

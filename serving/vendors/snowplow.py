@@ -28,7 +28,7 @@ import msgspec
 
 from features.contract import Event
 from serving.decoding import BodyError
-from serving.vendors.mapping import MAX_EPOCH_MS, MAX_PROPERTIES, Mapper, PropertyValue
+from serving.vendors.mapping import MAX_CACHED_PLANS, MAX_EPOCH_MS, MAX_PROPERTIES, Mapper, PropertyValue
 
 PAYLOAD_SCHEMA = "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-"
 MOBILE_CONTEXT = "iglu:com.snowplowanalytics.snowplow/mobile_context/"
@@ -293,138 +293,158 @@ def typed_app_id(data: bytes) -> tuple[list[_TypedPairs], str] | None:
     return (doc.data, aids.pop()) if len(aids) == 1 else None
 
 
+def _se_kind(mapper: Mapper, category: str, action: str) -> tuple[Any, ...] | None:
+    """(plan, event_type, plain, flat function, the se fields every event of the kind has), or
+    ``None`` when the kind's rule reads outside ``se`` (left to ``map_event``)."""
+    plan = mapper.plan((f"se:{category}:{action}", f"se:{category}", "se"), "se")
+    if plan is not None and plan.sources and plan.reads_outside:
+        return None
+    se = {"category": category} if category else {}
+    if action:
+        se["action"] = action
+    flat = mapper.flat_function(plan) if plan is not None and plan.sources and plan.flat is not None else None
+    # a rule reading only se.label, se.property or se.value reads them from the event's extra
+    reads_kind = plan is not None and any(k in ("category", "action") for _, _, ks, _ in plan.flat or () for k, _ in ks)
+    return (
+        plan,
+        plan.event_type if plan is not None else "custom",
+        mapper.plain(plan),
+        flat,
+        se,
+        f"{category}:{action}",
+        reads_kind,
+    )
+
+
 def typed_events(mapper: Mapper, events: list[_TypedPairs]) -> list[Event] | None:
     """Every event of a typed body as an ``Event``, or ``None`` when any one needs ``map_event``."""
     game = mapper.game
     version = mapper.file.default_app_version
-    platforms = mapper.platforms_seen
-    kinds: dict[tuple[str, str, str], Any] = {}
+    platforms = mapper.platforms_seen.get
+    kinds = mapper.kinds
+    last_stm, last_sent = None, None  # a tracker stamps every event of a request with one stm
     out: list[Event] = []
     append = out.append
     for p in events:
         e = p.e
-        if not e:
-            return None
-        fields: dict[str, Any] | None = None
-        properties: Any = None
         if e == "se":
             category, action = p.se_ca or "", p.se_ac or ""
-            va = p.se_va
-            if va is None:
-                value = None
-            else:
-                try:
-                    value = float(va)
-                except ValueError:
-                    return None  # not a number: map_event leaves it out
+            found = kinds.get((category, action))
+            if found is None:
+                found = _se_kind(mapper, category, action)
+                if found is None:
+                    return None
+                if len(kinds) < MAX_CACHED_PLANS:  # the sender names them: a bounded cache
+                    kinds[(category, action)] = found
+            plan, event_type, plain, flat, se, name, reads_kind = found
             extra: dict[str, Any] = {}
             if p.se_la:
                 extra["label"] = p.se_la
             if p.se_pr:
                 extra["property"] = p.se_pr
-            if value is not None:
-                extra["value"] = value
-            key = ("se", category, action)
-            found = kinds.get(key)
-            if found is None:
-                name = f"{category}:{action}"
-                plan = mapper.plan((f"se:{name}", f"se:{category}", "se"), "se")
-                found = kinds[key] = (plan, name, mapper.plain(plan))
-            plan, name, plain = found
-            if plan is not None and plan.sources:
-                if plan.reads_outside:
-                    return None
-                se = {"category": category} if category else {}
-                if action:
-                    se["action"] = action
-                fields = {"se": se | extra}
-                if plan.flat is not None:
-                    properties = mapper.flat_properties(plan, fields["se"], extra)
-                    if properties is None:
-                        return None
-        elif e == "ue":
-            text = p.ue_pr
-            if not text and p.ue_px:
+            va = p.se_va
+            if va is not None:
                 try:
-                    text = base64.urlsafe_b64decode(p.ue_px + "=" * (-len(p.ue_px) % 4)).decode()
-                except (binascii.Error, UnicodeDecodeError, ValueError):
+                    extra["value"] = float(va)
+                except ValueError:
+                    return None  # not a number: map_event leaves it out
+            if plain and len(extra) <= MAX_PROPERTIES:
+                properties: Any = extra
+            elif flat is not None:
+                properties = flat(se | extra if reads_kind else extra, extra)
+                if properties is None:
                     return None
-            if not text:
-                return None
-            try:
-                inner = _typed_unstruct.decode(text).data
-            except (msgspec.DecodeError, RecursionError):
-                return None
-            extra = inner.data
-            key = ("ue", inner.schema, "")
-            found = kinds.get(key)
-            if found is None:
-                keys, name = _ue_keys(inner.schema)
-                plan = mapper.plan(keys, "data")
-                found = kinds[key] = (plan, name, mapper.plain(plan))
-            plan, name, plain = found
-            if plan is not None and plan.sources:
-                if plan.reads_outside:
+            else:
+                properties = mapper.properties(plan, name, {"se": se | extra} if plan is not None else None, extra)
+                if properties.__class__ is str:
                     return None
-                fields = {"data": extra}
-                if plan.flat is not None:
-                    properties = mapper.flat_properties(plan, extra, extra)
-                    if properties is None:
-                        return None
+        elif not e:
+            return None
         else:
-            extra = {}
-            if p.url:
-                extra["url"] = p.url
-            if p.page:
-                extra["page"] = p.page
-            if p.refr:
-                extra["refr"] = p.refr
-            key = (e, "", "")
-            found = kinds.get(key)
-            if found is None:
-                plan = mapper.plan((e,), "")
-                found = kinds[key] = (plan, _OTHER_NAMES.get(e, e), mapper.plain(plan))
-            plan, name, plain = found
-            if plan is not None and plan.sources:  # its paths read the whole event
-                return None
-        if plain and len(extra) <= MAX_PROPERTIES:
-            properties = extra
-        elif properties is None:
-            properties = mapper.properties(plan, name, fields, extra)
-            if properties.__class__ is str:
-                return None
+            fields: dict[str, Any] | None = None
+            properties = None
+            if e == "ue":
+                text = p.ue_pr
+                if not text and p.ue_px:
+                    try:
+                        text = base64.urlsafe_b64decode(p.ue_px + "=" * (-len(p.ue_px) % 4)).decode()
+                    except (binascii.Error, UnicodeDecodeError, ValueError):
+                        return None
+                if not text:
+                    return None
+                try:
+                    inner = _typed_unstruct.decode(text).data
+                except (msgspec.DecodeError, RecursionError):
+                    return None
+                extra = inner.data
+                key = ("ue", inner.schema, "")
+                found = kinds.get(key)
+                if found is None:
+                    keys, name = _ue_keys(inner.schema)
+                    plan = mapper.plan(keys, "data")
+                    found = (plan, name, mapper.plain(plan))
+                    if len(kinds) < MAX_CACHED_PLANS:
+                        kinds[key] = found
+                plan, name, plain = found
+                if plan is not None and plan.sources:
+                    if plan.reads_outside:
+                        return None
+                    fields = {"data": extra}
+                    if plan.flat is not None:
+                        properties = mapper.flat_function(plan)(extra, extra)
+                        if properties is None:
+                            return None
+            else:
+                extra = {}
+                if p.url:
+                    extra["url"] = p.url
+                if p.page:
+                    extra["page"] = p.page
+                if p.refr:
+                    extra["refr"] = p.refr
+                key = (e, "", "")
+                found = kinds.get(key)
+                if found is None:
+                    plan = mapper.plan((e,), "")
+                    found = (plan, _OTHER_NAMES.get(e, e), mapper.plain(plan))
+                    if len(kinds) < MAX_CACHED_PLANS:
+                        kinds[key] = found
+                plan, name, plain = found
+                if plan is not None and plan.sources:  # its paths read the whole event
+                    return None
+            if plain and len(extra) <= MAX_PROPERTIES:
+                properties = extra
+            elif properties is None:
+                properties = mapper.properties(plan, name, fields, extra)
+                if properties.__class__ is str:
+                    return None
+            event_type = plan.event_type if plan is not None else "custom"
         sent_as = p.p or ""
         if sent_as == "mob":
             sent_as = _mobile_os({"co": p.co, "cx": p.cx}) or sent_as
-        platform = platforms.get(sent_as or None) or mapper.platform(sent_as or None)
+        platform = platforms(sent_as or None) or mapper.platform(sent_as or None)
         if platform is None:
             return None
         player = p.uid or p.duid or p.tnuid or p.nuid
         if not player:
             return None
+        stm = p.stm
         try:  # a time that is not an integer is left to map_event, which may use the next one
             t = int(p.ttm) if p.ttm is not None else None
             if not t:
                 t = int(p.dtm) if p.dtm is not None else None
-            sent = int(p.stm) if p.stm is not None else None
+            if stm is None:
+                sent = None
+            elif stm == last_stm:
+                sent = last_sent
+            else:
+                sent = int(stm)
+                if sent < 0 or sent > MAX_EPOCH_MS:
+                    return None
+                last_stm, last_sent = stm, sent
         except ValueError:
             return None
-        if not t or t < 0 or t > MAX_EPOCH_MS or (sent is not None and (sent < 0 or sent > MAX_EPOCH_MS)):
+        if not t or t < 0 or t > MAX_EPOCH_MS:
             return None
-        append(
-            Event(
-                p.eid,
-                plan.event_type if plan is not None else "custom",
-                player,
-                game,
-                t,
-                platform,
-                version,
-                1,
-                sent,
-                None,
-                p.sid or None,
-                properties,
-            )
-        )
+        append(Event(p.eid, event_type, player, game, t, platform, version, 1, sent, None, p.sid or None, properties))
     return out
