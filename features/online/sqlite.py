@@ -14,7 +14,15 @@ from collections.abc import Sequence
 from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
-from features.online.base import OnlineStore, Profile, decode_profile, encode_profile, expires_at_s
+from features.online.base import (
+    OnlineStore,
+    Profile,
+    ScoringProfile,
+    decode_profile,
+    decode_scoring_profile,
+    encode_profile,
+    expires_at_s,
+)
 from features.sqlite_files import ThreadLocalSqlite
 
 _SCHEMA = """
@@ -95,6 +103,14 @@ class SqliteOnlineStore(OnlineStore):
     def get(self, game_id: str, player_id: str) -> Profile | None:
         """With a read budget, a lock wait or a read that passes it is ``OnlineStoreTimeout``
         (the connection's busy timeout is the budget; a progress handler cuts a long read)."""
+        body = self._body(game_id, player_id)
+        return decode_profile(body) if body is not None else None
+
+    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
+        body = self._body(game_id, player_id)
+        return decode_scoring_profile(body) if body is not None else None
+
+    def _body(self, game_id: str, player_id: str) -> bytes | None:
         budget = self._read_timeout_s
         conn = None
         try:
@@ -115,7 +131,7 @@ class SqliteOnlineStore(OnlineStore):
         finally:
             if budget is not None and conn is not None:
                 conn.set_progress_handler(None, 0)
-        return decode_profile(row[0]) if row else None
+        return row[0] if row else None
 
     def delete(self, game_id: str, player_id: str) -> bool:
         cur = self._db.conn.execute("DELETE FROM profiles WHERE game_id = ? AND player_id = ?", (game_id, player_id))
