@@ -128,6 +128,8 @@ async def predict(model: str, request: Request) -> Response:
     except Exception:  # the predictor answers fallbacks itself; this is the server failing to
         log.exception("the predictor for model %s could not run", model)
         return _error(503, "predictions are unavailable right now; retry later")
+    if not out["fallback"]:
+        state.settle()
     state.metrics.count_prediction(model, out["fallback"])
     state.metrics.observe_served_hops(out.get("timestamps") or {})
     return Response(_encode(out), media_type="application/json")
