@@ -100,11 +100,13 @@ class ProfileState:
         """Feature values as of ``as_of_ms``, assuming no event after it has been folded in.
 
         Serving calls this on every prediction: one pass over the days files each bucket's
-        cells under their age in days, and each window then reads only its bucket's cells."""
-        today = utc_date(as_of_ms)
+        cells under their age in days, and each window then reads only its bucket's cells,
+        adding up only what its operation needs (in day order, so sums are the same floats)."""
+        aggregations, recencies = _plan(fs)
+        today = utc_date(as_of_ms).toordinal()
         by_bucket: dict[str, list[tuple[int, list[float]]]] = {}
         for day, buckets in self.days.items():
-            age = (today - date.fromisoformat(day)).days
+            age = today - date.fromisoformat(day).toordinal()
             if age < 0:
                 continue
             for bucket, cell in buckets.items():
@@ -114,25 +116,52 @@ class ProfileState:
                 else:
                     cells.append((age, cell))
         out: dict[str, float | int | None] = {}
-        for agg in fs.aggregations:
-            cells = by_bucket.get(agg.bucket, ())
-            for window in agg.windows:
-                n, total, best = 0, 0.0, None
-                for age, (cn, cs, cm) in cells:
-                    if age < window:
-                        n += cn
-                        total += cs
-                        if cm is not None:
+        for bucket, op, windows in aggregations:
+            cells = by_bucket.get(bucket, [])
+            if op == "count":
+                for window, name in windows:
+                    n = 0
+                    for age, (cn, _, _) in cells:
+                        if age < window:
+                            n += cn
+                    out[name] = n
+            elif op == "sum":
+                for window, name in windows:
+                    total = 0.0
+                    for age, (_, cs, _) in cells:
+                        if age < window:
+                            total += cs
+                    out[name] = total
+            elif op == "avg":
+                for window, name in windows:
+                    n, total = 0, 0.0
+                    for age, (cn, cs, _) in cells:
+                        if age < window:
+                            n += cn
+                            total += cs
+                    out[name] = total / n if n else None
+            else:
+                for window, name in windows:
+                    best = None
+                    for age, (_, _, cm) in cells:
+                        if age < window and cm is not None:
                             best = cm if best is None else max(best, cm)
-                if agg.op == "count":
-                    out[agg.output_name(window)] = n
-                elif agg.op == "sum":
-                    out[agg.output_name(window)] = total
-                elif agg.op == "avg":
-                    out[agg.output_name(window)] = total / n if n else None
-                else:
-                    out[agg.output_name(window)] = best
-        for rec in fs.recencies:
-            t = self.last.get(rec.input)
-            out[rec.output_name] = (as_of_ms - t) / DAY_MS if t is not None and t <= as_of_ms else None
+                    out[name] = best
+        for key, name in recencies:
+            t = self.last.get(key)
+            out[name] = (as_of_ms - t) / DAY_MS if t is not None and t <= as_of_ms else None
         return out
+
+
+_Plan = tuple[tuple[tuple[str, str, tuple[tuple[int, str], ...]], ...], tuple[tuple[str, str], ...]]
+_plans: dict[int, tuple[FeatureSet, _Plan]] = {}
+
+
+def _plan(fs: FeatureSet) -> _Plan:
+    """``fs`` as ``features`` reads it: each aggregation's bucket, operation and (window,
+    output name) pairs, and each recency's input and output name; built once per set."""
+    entry = _plans.get(id(fs))
+    if entry is None or entry[0] is not fs:
+        aggregations = tuple((a.bucket, a.op, tuple((w, a.output_name(w)) for w in a.windows)) for a in fs.aggregations)
+        entry = _plans[id(fs)] = (fs, (aggregations, tuple((r.input, r.output_name) for r in fs.recencies)))
+    return entry[1]

@@ -14,10 +14,20 @@ from typing import Literal
 
 
 class ThreadLocalSqlite:
-    def __init__(self, path: str, synchronous: Literal["FULL", "NORMAL"], timeout_s: float, schema: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        synchronous: Literal["FULL", "NORMAL"],
+        timeout_s: float,
+        schema: str | None = None,
+        mmap_bytes: int = 0,
+    ):
         self.path = path
         self.synchronous = synchronous
         self.timeout_s = timeout_s
+        self.mmap_bytes = mmap_bytes
+        """``PRAGMA mmap_size`` of each connection: reads up to that far into the file map it
+        instead of copying its pages through ``read`` calls into the connection's own cache."""
         self._local = threading.local()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         if schema:
@@ -31,6 +41,8 @@ class ThreadLocalSqlite:
             conn = sqlite3.connect(self.path, timeout=self.timeout_s, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            if self.mmap_bytes:
+                conn.execute(f"PRAGMA mmap_size={int(self.mmap_bytes)}")
             self._local.conn = conn
         return conn
 

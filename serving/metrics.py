@@ -59,10 +59,27 @@ class ServingMetrics:
             "playerpulse_predictions", "Predictions served, by model and fallback", ["model", "fallback"], registry=r
         )
 
+        # the children a prediction updates, each looked up once, on its first use (``labels``
+        # validates, locks and hashes on every call; a series still appears when first observed)
+        self._served_hops: dict[str, Histogram] = {}
+        self._predictions: dict[tuple[str, bool], Counter] = {}
+
     def observe_served_hops(self, timestamps: dict[str, int]) -> None:
         """Each hop of the profile behind one answered prediction, up to its ``served_at``; the
         collector hop is left to the ingest route, which sees every request rather than the
         newest event of each profile read."""
         for hop, ms in hop_latencies(timestamps).items():
-            if hop != "collector":
-                self.hops.labels(hop).observe(max(ms, 0.0) / 1000)
+            if hop == "collector":
+                continue
+            child = self._served_hops.get(hop)
+            if child is None:
+                child = self._served_hops[hop] = self.hops.labels(hop)
+            child.observe(max(ms, 0.0) / 1000)
+
+    def count_prediction(self, model: str, fallback: bool) -> None:
+        """``playerpulse_predictions{model, fallback}`` + 1 (``fallback`` as ``true``/``false``)."""
+        key = (model, fallback)
+        child = self._predictions.get(key)
+        if child is None:
+            child = self._predictions[key] = self.predictions.labels(model, str(fallback).lower())
+        child.inc()

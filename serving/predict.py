@@ -33,6 +33,7 @@ from features.errors import ModelNotFound, OnlineStoreError, OnlineStoreTimeout
 from features.latency import HOP_STAMPS
 from features.model_config import ModelConfig, load_model_config
 from features.online import OnlineStore
+from features.online.base import FoldedState
 from features.profile_state import ProfileState
 from serving.logsafe import digest_for_log
 from serving.models import CHALLENGER, CHAMPION, ChampionCache, ChampionModel
@@ -98,7 +99,7 @@ class Predictor:
         cfg = self.config(model)
         as_of = self._clock_ms()
         try:
-            profile = self.store.get(game_id, player_id)
+            profile = self.store.get_scoring(game_id, player_id)
         except OnlineStoreTimeout:
             return self._fallback(cfg, game_id, player_id, None, "store_timeout", {})
         except OnlineStoreError:
@@ -132,10 +133,11 @@ class Predictor:
                 record["challenger_score"] = self._score(challenger, cfg, profile.state, as_of)
             except Exception:
                 log.exception("challenger %s v%d failed to score", model, challenger.version)
-        log.info(
-            "prediction %s",
-            {**record, "game": game_id, "player": digest_for_log(player_id), "score": round(score, 6)},
-        )
+        if log.isEnabledFor(logging.INFO):  # the line's dict and digest only when it is written
+            log.info(
+                "prediction %s",
+                {**record, "game": game_id, "player": digest_for_log(player_id), "score": round(score, 6)},
+            )
         out = {
             "model": model,
             "version": answering.version,
@@ -163,13 +165,14 @@ class Predictor:
             return None
 
     @staticmethod
-    def _features(model: ChampionModel, cfg: ModelConfig, state: dict[str, Any], as_of: int) -> dict[str, Any]:
+    def _features(model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> dict[str, Any]:
         # The features of the set the version was trained on, even if the config moved on.
         fs = FEATURE_SETS.get(model.feature_set, cfg.fs)
-        return ProfileState.from_dict(state).features(fs, as_of)
+        # ProfileState.from_dict's copies: cheap, and a state of another shape fails here, as before
+        return ProfileState(days=dict(state.days), last=dict(state.last)).features(fs, as_of)
 
     @classmethod
-    def _score(cls, model: ChampionModel, cfg: ModelConfig, state: dict[str, Any], as_of: int) -> float:
+    def _score(cls, model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> float:
         return model.predict_proba(cls._features(model, cfg, state, as_of))
 
     def _fallback(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,24 @@ def test_predict_row_gives_inplace_predicts_scores_missing_values_included(train
 
     assert scores == pytest.approx(booster.inplace_predict(rows).tolist(), abs=0)
     assert (native.num_features, native.feature_names) == (len(FEATURES), tuple(FEATURES))
+
+
+def test_threads_scoring_at_once_each_get_their_own_rows_scores(trained) -> None:
+    """Each thread scores through its own proxy DMatrix: rows scored at once in eight
+    threads get the scores they get one at a time."""
+    booster, path = trained
+    native = NativeBooster.load(path)
+    rows = np.random.default_rng(5).normal(size=(400, len(FEATURES))).astype(np.float32)
+    expected = booster.inplace_predict(rows).tolist()
+
+    def score(start: int) -> list[tuple[int, float]]:
+        return [(i, native.predict_row([float(v) for v in rows[i]])) for _ in range(5) for i in range(start, 400, 8)]
+
+    with ThreadPoolExecutor(8) as pool:
+        scored = [pair for part in pool.map(score, range(8)) for pair in part]
+
+    assert len(scored) == 2000
+    assert all(score == expected[i] for i, score in scored)
 
 
 def test_a_row_of_the_wrong_length_is_refused(trained) -> None:

@@ -16,6 +16,7 @@ import pytest
 from features.config import DynamoDBOnlineStoreConfig, SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.online import OnlineStore, Profile, open_online_store
+from features.online.base import FoldedState, ScoringProfile, scoring_profile
 
 IDLE_DAYS = 30
 """Whole days, so the test's epoch-ms arithmetic stays integral."""
@@ -81,6 +82,42 @@ def test_a_put_profile_reads_back_unchanged(store: OnlineStore) -> None:
 
     assert got is not None
     assert _without_written_at(got) == _without_written_at(profile())
+
+
+def folded(player_id: str = "p-1", game_id: str = "demo") -> Profile:
+    """A profile whose state is ``ProfileState.to_dict``'s, plus a key ``ProfileState`` ignores."""
+    p = profile(player_id, game_id=game_id)
+    p.state = {
+        "days": {"2026-01-02": {"session": [2, 0.0, None], "level": [1, 7.0, 7.0]}},
+        "last": {"event": 1_700_000_000_000},
+        "seen": ["e1", "e2"],
+        "watermark": {"stream_at": 5},
+    }
+    return p
+
+
+def test_get_scoring_is_what_a_prediction_reads_of_get(store: OnlineStore) -> None:
+    store.put([folded(), profile("p-2")])
+
+    for player in ("p-1", "p-2"):
+        got, stored = store.get_scoring("demo", player), store.get("demo", player)
+        assert got is not None and stored is not None
+        assert got == scoring_profile(stored)
+    got = store.get_scoring("demo", "p-1")
+    assert got == ScoringProfile(
+        FoldedState({"2026-01-02": {"session": [2, 0.0, None], "level": [1, 7.0, 7.0]}}, {"event": 1_700_000_000_000}),
+        got.timestamps,
+    )
+    assert type(got.state.days["2026-01-02"]["session"][0]) is int  # counts stay ints
+    assert set(got.timestamps) == {"event_time", "processed_at", "profile_written_at"}
+
+
+def test_get_scoring_of_an_unknown_or_other_games_player_is_none(store: OnlineStore) -> None:
+    store.put([folded(game_id="other")])
+
+    assert store.get_scoring("demo", "p-1") is None
+    assert store.get_scoring("demo", "nobody") is None
+    assert store.get_scoring("other", "p-1") is not None
 
 
 def test_put_returns_how_many_profiles_were_written(store: OnlineStore) -> None:
@@ -249,6 +286,7 @@ def test_a_stored_profile_stops_being_read_once_its_player_is_idle_past_the_expi
     time.sleep(1.6)  # TTLs are whole seconds, rounded up
 
     assert expiring_store.get("demo", "p-1") is None
+    assert expiring_store.get_scoring("demo", "p-1") is None
     assert set(expiring_store.get_many([("demo", "p-1"), ("demo", "p-2")])) == {("demo", "p-2")}
     assert expiring_store.count() == 1
 

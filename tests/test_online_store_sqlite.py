@@ -5,12 +5,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError
-from features.online.base import Profile, encode_profile
+from features.online.base import FoldedState, Profile, decode_scoring_profile, encode_profile
 from features.online.sqlite import SqliteOnlineStore
 
 
@@ -70,3 +71,14 @@ def _seen(player_id: str, received_at: int) -> Profile:
         state={},
         timestamps={"received_at": received_at},
     )
+
+
+def test_a_state_the_scoring_types_refuse_is_read_whole_and_left_for_the_prediction() -> None:
+    """``decode_scoring_profile`` falls back to ``decode_profile`` (same errors); a state of
+    another shape reaches the predictor as stored, which answers ``model_error`` on it."""
+    base = {"game_id": "demo", "player_id": "p", "version": 1, "as_of": 1, "features": {}}
+    odd = msgspec.json.encode({**base, "state": {"days": None, "last": {"event": 3}}, "timestamps": {"a": 1}})
+    got = decode_scoring_profile(odd)
+    assert got.state == FoldedState(None, {"event": 3}) and got.timestamps == {"a": 1}  # type: ignore[arg-type]
+    with pytest.raises(msgspec.ValidationError):
+        decode_scoring_profile(msgspec.json.encode({**base, "state": [], "timestamps": {}}))

@@ -49,8 +49,26 @@ def expires_at_s(profile: Profile, idle_expiry_days: float | None, written_at_ms
     return -int(-(since_ms + idle_expiry_days * 86_400_000) // 1000)  # rounded up: never early
 
 
+class FoldedState(msgspec.Struct):
+    """What features are computed from of a profile's folded state (``ProfileState``): the
+    day buckets and the latest times. The ``seen`` event ids, most of a profile's bytes,
+    serve only the streaming job's duplicate filter."""
+
+    days: dict[str, dict[str, list[Any]]] = {}
+    last: dict[str, int] = {}
+
+
+class ScoringProfile(msgspec.Struct):
+    """What a prediction reads of a profile (``OnlineStore.get_scoring``): the folded state's
+    days and latest times, and the hop timestamps."""
+
+    state: FoldedState
+    timestamps: dict[str, int] = {}
+
+
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Profile)
+_scoring_decoder = msgspec.json.Decoder(ScoringProfile)
 
 
 def encode_profile(p: Profile) -> bytes:
@@ -59,6 +77,23 @@ def encode_profile(p: Profile) -> bytes:
 
 def decode_profile(data: bytes | str) -> Profile:
     return _decoder.decode(data)
+
+
+def scoring_profile(p: Profile) -> ScoringProfile:
+    """The part of ``p`` a prediction reads, as stored: a state of another shape is left for
+    the prediction to fail on (``model_error``), as it would on the whole profile."""
+    state = p.state
+    return ScoringProfile(FoldedState(state.get("days", {}), state.get("last", {})), p.timestamps)
+
+
+def decode_scoring_profile(data: bytes | str) -> ScoringProfile:
+    """``scoring_profile(decode_profile(data))`` without building what a prediction does not
+    read: the ``seen`` ids and the stored ``features`` are skipped while parsing. A body the
+    narrow types refuse is decoded whole, so it fails (or not) exactly as ``decode_profile``."""
+    try:
+        return _scoring_decoder.decode(data)
+    except msgspec.ValidationError:
+        return scoring_profile(decode_profile(data))
 
 
 class OnlineStore(ABC):
@@ -73,6 +108,12 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def get(self, game_id: str, player_id: str) -> Profile | None: ...
+
+    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
+        """What a prediction reads of the profile ``get`` returns (same errors, same ``None``);
+        stores that hold profiles as bytes decode only that part."""
+        p = self.get(game_id, player_id)
+        return scoring_profile(p) if p is not None else None
 
     def get_many(self, keys: Sequence[PlayerKey]) -> dict[PlayerKey, Profile]:
         """The stored profiles among ``keys`` (``(game_id, player_id)`` pairs), by pair."""

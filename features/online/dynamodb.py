@@ -37,7 +37,16 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError,
 from features.config import DynamoDBOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
-from features.online.base import OnlineStore, PlayerKey, Profile, decode_profile, encode_profile, expires_at_s
+from features.online.base import (
+    OnlineStore,
+    PlayerKey,
+    Profile,
+    ScoringProfile,
+    decode_profile,
+    decode_scoring_profile,
+    encode_profile,
+    expires_at_s,
+)
 
 _NEWER_ONLY = "attribute_not_exists(pk) OR version < :v"
 _BATCH_GET_KEYS = 100
@@ -225,6 +234,14 @@ class DynamoDBOnlineStore(OnlineStore):
 
     def get(self, game_id: str, player_id: str) -> Profile | None:
         """``None`` also for a player id no profile can have (one holding ``#``)."""
+        body = self._body(game_id, player_id)
+        return decode_profile(body) if body is not None else None
+
+    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
+        body = self._body(game_id, player_id)
+        return decode_scoring_profile(body) if body is not None else None
+
+    def _body(self, game_id: str, player_id: str) -> bytes | None:
         if not _storable(player_id):
             return None
         try:
@@ -241,7 +258,7 @@ class DynamoDBOnlineStore(OnlineStore):
         except (BotoCoreError, ClientError) as exc:
             raise self._error("read a profile", exc) from exc
         item = resp.get("Item")
-        return decode_profile(item["body"]["B"]) if item and not _expired(item, now_ms()) else None
+        return item["body"]["B"] if item and not _expired(item, now_ms()) else None
 
     def get_many(self, keys: Sequence[PlayerKey]) -> dict[PlayerKey, Profile]:
         """BatchGetItem, 100 keys per call, re-asking for keys DynamoDB left unprocessed."""
