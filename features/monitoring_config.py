@@ -55,3 +55,7 @@ class AlertsConfig(_Strict):
     may fall below the test AUC of the run that trained it; ``null`` turns the check off."""
     min_samples: int = Field(20, ge=1)
     """Fewer samples than this in a report window are reported but never alerted on."""
+    min_psi_samples: int = Field(500, ge=1)
+    """Answered predictions needed before drift is alerted on. Sampling alone gives a PSI of
+    about (bins - 1) / n for n served values from the very population trained on (11 bins: ~0.5
+    at 20 samples, ~0.02 at 500), so with fewer a PSI past ``max_psi`` is shown, not alerted."""

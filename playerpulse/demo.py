@@ -256,6 +256,8 @@ def run_demo(
                 query.stop()
 
         with stages.stage("6. ask the champion for offers over HTTP"):
+            from features.online import open_online_store
+
             with httpx.Client(base_url=gw.url, headers=headers, timeout=10) as client:
                 # Readiness loads every champion (MLflow and xgboost imports, the artifact
                 # download): done once here, so no prediction below waits for it.
@@ -266,9 +268,11 @@ def run_demo(
                     r = client.post(f"/v1/models/{DEMO_MODEL}/predict", json={"player_id": pid, "context": {}})
                     r.raise_for_status()
                     summary.predictions.append(r.json())
-                summary.predict_ms = _predict_latency(
-                    client, [c["player_id"] for c in summary.profile_changes], predict_calls
-                )
+                # a different player each call: the logged sample then looks like the population,
+                # which the model report compares with the training set
+                with open_online_store(settings.online_store) as store:
+                    population = _pick_players(store, sim, predict_calls, seed + 1)
+                summary.predict_ms = _predict_latency(client, population, predict_calls)
             if all(p["fallback"] for p in summary.predictions):
                 raise PlayerPulseError(f"every prediction fell back: {summary.predictions[:1]}")
 

@@ -173,6 +173,12 @@ def model_figures(
     return out
 
 
+def _drift_flag(value: float | None, answered: int, alerts: AlertsConfig) -> str:
+    if value is None or value <= alerts.max_psi:
+        return "ok"
+    return "drifted" if answered >= alerts.min_psi_samples else f"past threshold, {answered} samples: too few"
+
+
 def model_breaches(name: str, figures: ModelFigures, alerts: AlertsConfig) -> list[str]:
     out = []
     rate = figures.fallback_rate
@@ -183,7 +189,7 @@ def model_breaches(name: str, figures: ModelFigures, alerts: AlertsConfig) -> li
         )
     answered = sum(figures.versions.values())
     for feature, value in figures.psi.items():
-        if value is not None and answered >= alerts.min_samples and value > alerts.max_psi:
+        if value is not None and answered >= max(alerts.min_samples, alerts.min_psi_samples) and value > alerts.max_psi:
             out.append(
                 f"model {name}: feature '{feature}' drifted from its training set, PSI {value:.3f} "
                 f"(threshold {alerts.max_psi:.3f})"
@@ -308,7 +314,7 @@ def model_report(
     )
     rate = "–" if f.fallback_rate is None else f"{f.fallback_rate:.1%}"
     reasons = sorted(f.fallbacks_by_reason.items())
-    psi_rows = [[k, v, "drifted" if v is not None and v > alerts.max_psi else "ok"] for k, v in sorted(f.psi.items())]
+    psi_rows = [[k, v, _drift_flag(v, sum(f.versions.values()), alerts)] for k, v in sorted(f.psi.items())]
     n = max(f.predictions, 1)
     report.sections += [
         Section(
@@ -341,7 +347,17 @@ def model_report(
             "Drift of serving features against the training set (PSI)",
             image=_bars({k: v for k, v in f.psi.items() if v is not None and math.isfinite(v)}, "PSI", alerts.max_psi),
             table=(("feature", "PSI", "flag"), psi_rows),
-            note=" ".join(filter(None, [context.training_note, f"Flagged past alerts.max_psi = {alerts.max_psi}."])),
+            note=" ".join(
+                filter(
+                    None,
+                    [
+                        context.training_note,
+                        f"Flagged past alerts.max_psi = {alerts.max_psi} from alerts.min_psi_samples = "
+                        f"{alerts.min_psi_samples} answered predictions (fewer give a PSI of about "
+                        "(bins - 1) / n from sampling alone).",
+                    ],
+                )
+            ),
         ),
         Section(
             "Live AUC: labels joined back",

@@ -111,9 +111,17 @@ def test_model_figures_are_those_of_the_logged_predictions():
 
 def test_a_model_check_names_the_fallback_rate_and_each_drifted_feature():
     f = model_figures(predictions(shift=8.0), training(), ["sessions", "views"])
-    breaches = model_breaches("store_offer", f, AlertsConfig(max_fallback_rate=0.05, max_psi=0.25))
+    breaches = model_breaches("store_offer", f, AlertsConfig(max_fallback_rate=0.05, max_psi=0.25, min_psi_samples=36))
     assert breaches[0] == "model store_offer: fallback rate 10.0% over 40 predictions (threshold 5.0%)"
     assert len(breaches) == 2 and breaches[1].startswith("model store_offer: feature 'sessions' drifted")
+
+
+def test_drift_is_shown_but_not_alerted_on_from_fewer_than_min_psi_samples_predictions():
+    f = model_figures(predictions(shift=8.0), training(), ["sessions", "views"])
+    alerts = AlertsConfig(max_fallback_rate=0.2, min_psi_samples=37)  # 36 answered
+    page = model_report("store_offer", predictions(shift=8.0), training(), ["sessions", "views"], alerts).html()
+    assert model_breaches("store_offer", f, alerts) == []
+    assert "past threshold, 36 samples: too few" in page
 
 
 def test_a_model_check_passes_within_thresholds():
@@ -122,7 +130,7 @@ def test_a_model_check_passes_within_thresholds():
 
 
 def test_the_model_page_embeds_its_plots_and_flags_drift():
-    alerts = AlertsConfig()
+    alerts = AlertsConfig(min_psi_samples=36)
     page = model_report("store_offer", predictions(shift=8.0), training(), ["sessions", "views"], alerts).html()
     assert page.count('src="data:image/png;base64,') == 4  # scores, fallbacks, challenger, PSI
     assert "<td>sessions</td>" in page and "drifted" in page
