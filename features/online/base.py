@@ -144,3 +144,20 @@ class OnlineStore(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class EncodedProfileStore(OnlineStore):
+    """A store holding each profile as its encoded body: ``get`` decodes all of it, and
+    ``get_scoring`` only what a prediction reads, from the same one read (``_body``)."""
+
+    @abstractmethod
+    def _body(self, game_id: str, player_id: str) -> bytes | None:
+        """The stored body of the player's profile, ``None`` when there is none."""
+
+    def get(self, game_id: str, player_id: str) -> Profile | None:
+        body = self._body(game_id, player_id)
+        return decode_profile(body) if body is not None else None
+
+    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
+        body = self._body(game_id, player_id)
+        return decode_scoring_profile(body) if body is not None else None

@@ -38,12 +38,10 @@ from features.config import DynamoDBOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
 from features.online.base import (
-    OnlineStore,
+    EncodedProfileStore,
     PlayerKey,
     Profile,
-    ScoringProfile,
     decode_profile,
-    decode_scoring_profile,
     encode_profile,
     expires_at_s,
 )
@@ -72,7 +70,7 @@ def _storable(player_id: str) -> bool:
     return "#" not in player_id
 
 
-class DynamoDBOnlineStore(OnlineStore):
+class DynamoDBOnlineStore(EncodedProfileStore):
     """Writes are one conditional PutItem per profile, run on a small thread pool, because
     BatchWriteItem cannot carry a condition; reads are GetItem / BatchGetItem."""
 
@@ -232,16 +230,8 @@ class DynamoDBOnlineStore(OnlineStore):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def get(self, game_id: str, player_id: str) -> Profile | None:
-        """``None`` also for a player id no profile can have (one holding ``#``)."""
-        body = self._body(game_id, player_id)
-        return decode_profile(body) if body is not None else None
-
-    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
-        body = self._body(game_id, player_id)
-        return decode_scoring_profile(body) if body is not None else None
-
     def _body(self, game_id: str, player_id: str) -> bytes | None:
+        """``None`` also for a player id no profile can have (one holding ``#``)."""
         if not _storable(player_id):
             return None
         try:

@@ -15,11 +15,8 @@ from features.config import SqliteOnlineStoreConfig
 from features.contract import now_ms
 from features.errors import OnlineStoreError, OnlineStoreTimeout
 from features.online.base import (
-    OnlineStore,
+    EncodedProfileStore,
     Profile,
-    ScoringProfile,
-    decode_profile,
-    decode_scoring_profile,
     encode_profile,
     expires_at_s,
 )
@@ -44,7 +41,7 @@ a point read of a mapped file costs about half the CPU of one read through SQLit
 shared by every connection; it costs address space, not memory."""
 
 
-class SqliteOnlineStore(OnlineStore):
+class SqliteOnlineStore(EncodedProfileStore):
     def __init__(self, config: SqliteOnlineStoreConfig, read_timeout_ms: float | None = None):
         self.config = config
         self._read_timeout_s = read_timeout_ms / 1000 if read_timeout_ms is not None else None
@@ -105,17 +102,9 @@ class SqliteOnlineStore(OnlineStore):
                 conn.execute("ROLLBACK")
             raise OnlineStoreError(f"could not write profiles to {self.config.path}: {exc}") from exc
 
-    def get(self, game_id: str, player_id: str) -> Profile | None:
+    def _body(self, game_id: str, player_id: str) -> bytes | None:
         """With a read budget, a lock wait or a read that passes it is ``OnlineStoreTimeout``
         (the connection's busy timeout is the budget; a progress handler cuts a long read)."""
-        body = self._body(game_id, player_id)
-        return decode_profile(body) if body is not None else None
-
-    def get_scoring(self, game_id: str, player_id: str) -> ScoringProfile | None:
-        body = self._body(game_id, player_id)
-        return decode_scoring_profile(body) if body is not None else None
-
-    def _body(self, game_id: str, player_id: str) -> bytes | None:
         budget = self._read_timeout_s
         conn = None
         try:
