@@ -1,6 +1,7 @@
 """Collector throughput and latency under load, against two floors measured in the same run.
 
-    .venv/bin/python benchmarks/collector.py [--seconds 15] [--connections 32] [--workers 1 2] [--players-per-batch 1]
+    .venv/bin/python benchmarks/collector.py [--seconds 8] [--rounds 3] [--connections 32] [--workers 1 2]
+        [--players-per-batch 1]
 
 A separate load process (wrk, from Debian's ``wrk`` package) posts gzip'd batches of 100
 events for a fixed time to (a) ``POST /v1/events`` of the real collector — auth, per-event
@@ -12,7 +13,10 @@ skips them). It prints accepted
 events/s, p50/p99 request latency, and the ratios to the floors; and, because other processes
 on a shared machine move events/s from one row to the next, the events each server CPU-second
 handled (its process's CPU time over the run, from /proc) with the same ratio; then it checks
-that every acknowledged event really is on the stream.
+that every acknowledged event really is on the stream. The rows run ``--rounds`` times,
+interleaved (every endpoint once, then again), and each figure is the median over the rounds,
+with the lowest and highest per-round ratio to ``/v1/events`` beside it: a load spike hits one
+round of every endpoint alike instead of one endpoint's only run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +38,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -46,6 +52,7 @@ from playerpulse.gateway import free_port
 
 KEY = "pp-demo-key-local-only"
 EVENTS_PER_BATCH = 100
+NATIVE = "collector (durable)"
 LUA = f"""
 wrk.method = "POST"
 local f = io.open(os.getenv("PP_BODY"), "rb")
@@ -279,9 +286,111 @@ def events_on_stream(settings) -> int:
         return sum(len(decode_batch(r.data)[1]) for r in stream.read_all())
 
 
+def run_endpoint(
+    args: argparse.Namespace, tmp: Path, conf: Path, workers: int, round_no: int, run: tuple[str, str, str]
+) -> dict[str, Any]:
+    """One endpoint's wrk run in one round, on a fresh server and work folder: its figures."""
+    name, app_ref, path = run
+    body, script, vendor_script = tmp / "body.gz", tmp / "post.lua", tmp / "vendor.lua"
+    vendor = vendor_bodies(args.players_per_batch).get(path)
+    workdir = tmp / f"w{workers}-r{round_no}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-')}"
+    settings = load_settings("local", workdir)
+    env = {
+        **os.environ,
+        "PLAYERPULSE_ENV": "local",
+        "PLAYERPULSE_WORKDIR": str(workdir),
+        "PLAYERPULSE_CONF_DIR": str(conf),
+        GA_SECRET_ENV: GA_SECRET,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    }
+    port = free_port()
+    proc = start_server(app_ref, port, workers, env, tmp / "server.log")
+    try:
+        cpu_before = cpu_seconds(proc.pid)
+        if vendor is not None:  # fresh event times for each run
+            url_path, data, auth = vendor
+            body.write_bytes(data)
+            r = run_wrk(f"http://127.0.0.1:{port}{url_path}", args.seconds, args.connections, body, vendor_script, auth)
+        else:
+            body.write_bytes(batch_body(args.players_per_batch))
+            r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
+        server_cpu = cpu_seconds(proc.pid) - cpu_before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    ok = r["requests"] - r["non_2xx"]
+    out: dict[str, Any] = {
+        **r,
+        "name": name,
+        "workers": workers,
+        "round": round_no,
+        "events_per_s": ok * EVENTS_PER_BATCH / args.seconds,
+        "events_per_cpu_s": ok * EVENTS_PER_BATCH / server_cpu if server_cpu > 0 else float("nan"),
+    }
+    if app_ref == "serving.asgi:app":
+        out["on_stream"] = events_on_stream(settings)
+        out["acked"] = ok * EVENTS_PER_BATCH
+    return out
+
+
+def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table:
+    """Per workers and endpoint: medians over the rounds, and the spread of the per-round ratios."""
+    table = Table(
+        "workers",
+        "endpoint",
+        "events/s",
+        "p50 ms",
+        "p99 ms",
+        "vs parse-only",
+        "vs no-op",
+        "vs collector (min-max)",
+        "events/CPU-s",
+        "CPU vs collector (min-max)",
+        title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
+        f"{args.players_per_batch} player(s), {args.seconds}s a run; medians of {args.rounds} interleaved round(s)",
+    )
+
+    def ratio_range(name: str, workers: int, key: str) -> str:
+        per_round = []
+        for r in rows:
+            if r["name"] == name and r["workers"] == workers:
+                native = next(
+                    n for n in rows if n["name"] == NATIVE and n["workers"] == workers and n["round"] == r["round"]
+                )
+                per_round.append(r[key] / native[key])
+        return f"{min(per_round):.2f}-{max(per_round):.2f}"
+
+    for workers in args.workers:
+        names = list(dict.fromkeys(r["name"] for r in rows if r["workers"] == workers))
+        med = {
+            n: {
+                k: statistics.median(r[k] for r in rows if r["name"] == n and r["workers"] == workers)
+                for k in ("events_per_s", "events_per_cpu_s", "p50_ms", "p99_ms")
+            }
+            for n in names
+        }
+        for n in names:
+            m = med[n]
+            table.add_row(
+                str(workers),
+                n,
+                f"{m['events_per_s']:,.0f}",
+                f"{m['p50_ms']:.2f}",
+                f"{m['p99_ms']:.2f}",
+                f"{m['events_per_s'] / med['parse-only floor']['events_per_s']:.2f}",
+                f"{m['events_per_s'] / med['no-op floor']['events_per_s']:.2f}",
+                f"{m['events_per_s'] / med[NATIVE]['events_per_s']:.2f} ({ratio_range(n, workers, 'events_per_s')})",
+                f"{m['events_per_cpu_s']:,.0f}",
+                f"{m['events_per_cpu_s'] / med[NATIVE]['events_per_cpu_s']:.2f} "
+                f"({ratio_range(n, workers, 'events_per_cpu_s')})",
+            )
+    return table
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--seconds", type=int, default=8, help="length of each endpoint's run in a round")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are their medians")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--players-per-batch", type=int, default=1, help="1 = a device SDK's batch; 10 = a relay's")
@@ -292,110 +401,39 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the Segment, Snowplow and GameAnalytics rows (the same 100 events in each format)",
     )
     args = ap.parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 180)  # a log keeps the table readable
     if shutil.which("wrk") is None:
         console.print("[red]wrk is not installed[/]: apt-get install wrk (or `make bench-collector`)")
         return 2
 
     tmp = Path(tempfile.mkdtemp(prefix="pp-bench-"))
-    body, script, vendor_script = tmp / "body.gz", tmp / "post.lua", tmp / "vendor.lua"
-    body.write_bytes(batch_body(args.players_per_batch))
-    script.write_text(LUA)
-    vendor_script.write_text(VENDOR_LUA)
+    (tmp / "post.lua").write_text(LUA)
+    (tmp / "vendor.lua").write_text(VENDOR_LUA)
     conf = vendor_conf_dir(tmp)
     runs = [
         ("no-op floor", "benchmarks.floor_app:app", "/noop"),
         ("parse-only floor", "benchmarks.floor_app:app", "/parse"),
-        ("collector (durable)", "serving.asgi:app", "/v1/events"),
+        (NATIVE, "serving.asgi:app", "/v1/events"),
     ]
     if args.vendors:
         runs += [(name, "serving.asgi:app", name) for name in vendor_bodies()]
     rows = []
     for workers in args.workers:
-        for name, app_ref, path in runs:
-            vendor = vendor_bodies(args.players_per_batch).get(path)
-            workdir = tmp / f"w{workers}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-')}"
-            settings = load_settings("local", workdir)
-            env = {
-                **os.environ,
-                "PLAYERPULSE_ENV": "local",
-                "PLAYERPULSE_WORKDIR": str(workdir),
-                "PLAYERPULSE_CONF_DIR": str(conf),
-                GA_SECRET_ENV: GA_SECRET,
-                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-            }
-            port = free_port()
-            proc = start_server(app_ref, port, workers, env, tmp / "server.log")
-            try:
-                cpu_before = cpu_seconds(proc.pid)
-                if vendor is not None:  # fresh event times for each run
-                    url_path, data, auth = vendor
-                    body.write_bytes(data)
-                    r = run_wrk(
-                        f"http://127.0.0.1:{port}{url_path}", args.seconds, args.connections, body, vendor_script, auth
-                    )
-                else:
-                    body.write_bytes(batch_body(args.players_per_batch))
-                    r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
-                server_cpu = cpu_seconds(proc.pid) - cpu_before
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-            ok = r["requests"] - r["non_2xx"]
-            r.update(
-                name=name,
-                workers=workers,
-                events_per_s=ok * EVENTS_PER_BATCH / args.seconds,
-                events_per_cpu_s=ok * EVENTS_PER_BATCH / server_cpu if server_cpu > 0 else float("nan"),
-            )
-            if app_ref == "serving.asgi:app":
-                landed = events_on_stream(settings)
-                r["on_stream"] = landed
-                r["acked"] = ok * EVENTS_PER_BATCH
-            rows.append(r)
-            console.print(
-                f"{name}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
-                f"{r['events_per_cpu_s']:,.0f} events per server CPU-s, "
-                f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}"
-            )
-
-    table = Table(
-        "workers",
-        "endpoint",
-        "events/s",
-        "p50 ms",
-        "p99 ms",
-        "vs parse-only",
-        "vs no-op",
-        "vs collector",
-        "events/CPU-s",
-        "CPU vs collector",
-        title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
-        f"{args.players_per_batch} player(s), {args.seconds}s each",
-    )
-    for workers in args.workers:
-        group = {r["name"]: r for r in rows if r["workers"] == workers}
-        for r in group.values():
-            parse, noop = group["parse-only floor"]["events_per_s"], group["no-op floor"]["events_per_s"]
-            native = group["collector (durable)"]["events_per_s"]
-            table.add_row(
-                str(workers),
-                r["name"],
-                f"{r['events_per_s']:,.0f}",
-                f"{r['p50_ms']:.2f}",
-                f"{r['p99_ms']:.2f}",
-                f"{r['events_per_s'] / parse:.2f}",
-                f"{r['events_per_s'] / noop:.2f}",
-                f"{r['events_per_s'] / native:.2f}",
-                f"{r['events_per_cpu_s']:,.0f}",
-                f"{r['events_per_cpu_s'] / group['collector (durable)']['events_per_cpu_s']:.2f}",
-            )
-    console.print(table)
+        for round_no in range(1, args.rounds + 1):
+            for run in runs:
+                r = run_endpoint(args, tmp, conf, workers, round_no, run)
+                rows.append(r)
+                console.print(
+                    f"round {round_no}, {r['name']}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
+                    f"{r['events_per_cpu_s']:,.0f} events per server CPU-s, "
+                    f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}"
+                )
+    console.print(summary_table(rows, args))
     for r in rows:
         if "on_stream" in r:
             verdict = "all on the stream" if r["on_stream"] >= r["acked"] else "[red]MISSING events[/]"
             console.print(
-                f"{r['workers']} worker(s): acknowledged {r['acked']:,} events, "
+                f"round {r['round']}, {r['name']}, {r['workers']} worker(s): acknowledged {r['acked']:,} events, "
                 f"{r['on_stream']:,} on the stream — {verdict}"
             )
     return 0
