@@ -16,7 +16,10 @@ handled (its process's CPU time over the run, from /proc) with the same ratio; t
 that every acknowledged event really is on the stream. The rows run ``--rounds`` times,
 interleaved (every endpoint once, then again), and each figure is the median over the rounds,
 with the lowest and highest per-round ratio to ``/v1/events`` beside it: a load spike hits one
-round of every endpoint alike instead of one endpoint's only run.
+round of every endpoint alike instead of one endpoint's only run. With several workers the
+kernel may hand most of wrk's connections (opened at once) to one worker, so each row also
+gives the busiest worker's share of the CPU: a round near 100% measured one worker, and the
+one-worker rows are the ones that compare the code.
 """
 
 from __future__ import annotations
@@ -253,12 +256,13 @@ def run_wrk(url: str, seconds: int, connections: int, body: Path, script: Path, 
     }
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds so far of a process and its live descendants (uvicorn's
-    workers), read from Linux's /proc; NaN where there is none.
+def cpu_by_process(pid: int) -> dict[int, float]:
+    """User + system CPU seconds so far of a process and each of its live descendants
+    (uvicorn's workers), read from Linux's /proc; empty where there is none.
 
     On a machine other processes load, a row's events/s says as much about them as about the
-    collector; events per server CPU-second do not, so rows are compared by both."""
+    collector; events per server CPU-second do not, so rows are compared by both. Per process,
+    because with several workers the kernel may hand most connections to one of them."""
     try:
         tick = os.sysconf("SC_CLK_TCK")
         procs: dict[int, tuple[int, int]] = {}
@@ -272,13 +276,20 @@ def cpu_seconds(pid: int) -> float:
             fields = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
             procs[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))  # ppid, utime + stime
     except (OSError, ValueError):
-        return float("nan")
+        return {}
     family, grew = {pid}, True
     while grew:
         more = {p for p, (ppid, _) in procs.items() if ppid in family} - family
         family |= more
         grew = bool(more)
-    return sum(procs[p][1] for p in family if p in procs) / tick
+    return {p: procs[p][1] / tick for p in family if p in procs}
+
+
+def busiest_share(before: dict[int, float], after: dict[int, float], parent: int) -> float:
+    """The busiest worker's share of the workers' CPU over a run (1.0 with one worker)."""
+    used = [cpu - before.get(p, 0.0) for p, cpu in after.items() if p != parent or len(after) == 1]
+    total = sum(used)
+    return max(used) / total if total > 0 else float("nan")
 
 
 def events_on_stream(settings) -> int:
@@ -306,7 +317,7 @@ def run_endpoint(
     port = free_port()
     proc = start_server(app_ref, port, workers, env, tmp / "server.log")
     try:
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = cpu_by_process(proc.pid)
         if vendor is not None:  # fresh event times for each run
             url_path, data, auth = vendor
             body.write_bytes(data)
@@ -314,7 +325,8 @@ def run_endpoint(
         else:
             body.write_bytes(batch_body(args.players_per_batch))
             r = run_wrk(f"http://127.0.0.1:{port}{path}", args.seconds, args.connections, body, script)
-        server_cpu = cpu_seconds(proc.pid) - cpu_before
+        cpu_after = cpu_by_process(proc.pid)
+        server_cpu = sum(cpu_after.values()) - sum(cpu_before.values()) if cpu_after else float("nan")
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -326,6 +338,7 @@ def run_endpoint(
         "round": round_no,
         "events_per_s": ok * EVENTS_PER_BATCH / args.seconds,
         "events_per_cpu_s": ok * EVENTS_PER_BATCH / server_cpu if server_cpu > 0 else float("nan"),
+        "busiest": busiest_share(cpu_before, cpu_after, proc.pid),
     }
     if app_ref == "serving.asgi:app":
         out["on_stream"] = events_on_stream(settings)
@@ -346,6 +359,7 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
         "vs collector (min-max)",
         "events/CPU-s",
         "CPU vs collector (min-max)",
+        "busiest worker's CPU share (min-max)",
         title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
         f"{args.players_per_batch} player(s), {args.seconds}s a run; medians of {args.rounds} interleaved round(s)",
     )
@@ -369,6 +383,7 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
             }
             for n in names
         }
+        shares = {n: [r["busiest"] for r in rows if r["name"] == n and r["workers"] == workers] for n in names}
         for n in names:
             m = med[n]
             table.add_row(
@@ -383,6 +398,7 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
                 f"{m['events_per_cpu_s']:,.0f}",
                 f"{m['events_per_cpu_s'] / med[NATIVE]['events_per_cpu_s']:.2f} "
                 f"({ratio_range(n, workers, 'events_per_cpu_s')})",
+                f"{min(shares[n]):.0%}-{max(shares[n]):.0%}" if workers > 1 else "",
             )
     return table
 
@@ -427,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"round {round_no}, {r['name']}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
                     f"{r['events_per_cpu_s']:,.0f} events per server CPU-s, "
                     f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}"
+                    + (f", busiest worker {r['busiest']:.0%} of the CPU" if workers > 1 else "")
                 )
     console.print(summary_table(rows, args))
     for r in rows:

@@ -740,7 +740,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)  # a log keeps the table readable
     started = time.monotonic()
     if args.only == "cold-start":
         rows = run_cold_starts_only(args, console)

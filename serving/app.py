@@ -51,7 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.serving = state
-    for router in (ingest.router, players.router, ops.router, vendors.router):
+    # Ingest routes first: Starlette tries routes in order, and each miss costs the busiest
+    # endpoints (event batches in every format) a few microseconds; reads have room to spare.
+    for router in (ingest.router, vendors.router, players.router, ops.router):
         app.include_router(router)
 
     @app.exception_handler(RequestValidationError)
