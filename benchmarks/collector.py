@@ -1,6 +1,6 @@
 """Collector throughput and latency under load, against two floors measured in the same run.
 
-    .venv/bin/python benchmarks/collector.py [--seconds 8] [--rounds 3] [--connections 32] [--workers 1 2]
+    .venv/bin/python benchmarks/collector.py [--seconds 6] [--rounds 3] [--connections 32] [--workers 1 2]
         [--players-per-batch 1]
 
 A separate load process (wrk, from Debian's ``wrk`` package) posts gzip'd batches of 100
@@ -14,9 +14,11 @@ events/s, p50/p99 request latency, and the ratios to the floors; and, because ot
 on a shared machine move events/s from one row to the next, the events each server CPU-second
 handled (its process's CPU time over the run, from /proc) with the same ratio; then it checks
 that every acknowledged event really is on the stream. The rows run ``--rounds`` times,
-interleaved (every endpoint once, then again), and each figure is the median over the rounds,
-with the lowest and highest per-round ratio to ``/v1/events`` beside it: a load spike hits one
-round of every endpoint alike instead of one endpoint's only run. With several workers the
+interleaved (every endpoint once, then again), and each figure is the median over the rounds.
+Each vendor format runs between two ``/v1/events`` runs and its ratio is to their mean (the
+median, lowest and highest over the rounds are printed): on this VM the CPU time an event takes
+drifts by up to half over a minute, which a ratio to a run a minute earlier would show as the
+code's. With several workers the
 kernel may hand most of wrk's connections (opened at once) to one worker, so each row also
 gives the busiest worker's share of the CPU: a round near 100% measured one worker, and the
 one-worker rows are the ones that compare the code.
@@ -304,7 +306,8 @@ def run_endpoint(
     name, app_ref, path = run
     body, script, vendor_script = tmp / "body.gz", tmp / "post.lua", tmp / "vendor.lua"
     vendor = vendor_bodies(args.players_per_batch).get(path)
-    workdir = tmp / f"w{workers}-r{round_no}-{re.sub(r'[^a-z0-9]+', '-', path.lower()).strip('-')}"
+    slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-")
+    workdir = tmp / f"w{workers}-r{round_no}-{slug}-{uuid.uuid4().hex[:6]}"  # /v1/events runs more than once
     settings = load_settings("local", workdir)
     env = {
         **os.environ,
@@ -356,23 +359,30 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
         "p99 ms",
         "vs parse-only",
         "vs no-op",
-        "vs collector (min-max)",
+        "vs collector, median (min-max)",
         "events/CPU-s",
-        "CPU vs collector (min-max)",
+        "CPU vs collector, median (min-max)",
         "busiest worker's CPU share (min-max)",
         title=f"Collector, {args.connections} connections, {EVENTS_PER_BATCH}-event gzip batches of "
         f"{args.players_per_batch} player(s), {args.seconds}s a run; medians of {args.rounds} interleaved round(s)",
     )
 
-    def ratio_range(name: str, workers: int, key: str) -> str:
-        per_round = []
+    def per_round(name: str, workers: int, key: str) -> list[float]:
+        """Each run of ``name`` over the mean of the ``/v1/events`` runs just before and after it."""
+        out = []
         for r in rows:
             if r["name"] == name and r["workers"] == workers:
-                native = next(
-                    n for n in rows if n["name"] == NATIVE and n["workers"] == workers and n["round"] == r["round"]
-                )
-                per_round.append(r[key] / native[key])
-        return f"{min(per_round):.2f}-{max(per_round):.2f}"
+                same_round = [n for n in rows if n["workers"] == workers and n["round"] == r["round"]]
+                natives = [n for n in same_round if n["name"] == NATIVE]
+                flanking = [n for n in natives if abs(n["seq"] - r["seq"]) == 1] or natives
+                out.append(r[key] / statistics.fmean(n[key] for n in flanking))
+        return out
+
+    def ratio(name: str, workers: int, key: str) -> str:
+        if name == NATIVE:
+            return "1.00"
+        ratios = per_round(name, workers, key)
+        return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
 
     for workers in args.workers:
         names = list(dict.fromkeys(r["name"] for r in rows if r["workers"] == workers))
@@ -394,10 +404,9 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
                 f"{m['p99_ms']:.2f}",
                 f"{m['events_per_s'] / med['parse-only floor']['events_per_s']:.2f}",
                 f"{m['events_per_s'] / med['no-op floor']['events_per_s']:.2f}",
-                f"{m['events_per_s'] / med[NATIVE]['events_per_s']:.2f} ({ratio_range(n, workers, 'events_per_s')})",
+                ratio(n, workers, "events_per_s"),
                 f"{m['events_per_cpu_s']:,.0f}",
-                f"{m['events_per_cpu_s'] / med[NATIVE]['events_per_cpu_s']:.2f} "
-                f"({ratio_range(n, workers, 'events_per_cpu_s')})",
+                ratio(n, workers, "events_per_cpu_s"),
                 f"{min(shares[n]):.0%}-{max(shares[n]):.0%}" if workers > 1 else "",
             )
     return table
@@ -405,7 +414,7 @@ def summary_table(rows: list[dict[str, Any]], args: argparse.Namespace) -> Table
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=8, help="length of each endpoint's run in a round")
+    ap.add_argument("--seconds", type=int, default=6, help="length of each endpoint's run in a round")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; figures are their medians")
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
@@ -433,11 +442,16 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.vendors:
         runs += [(name, "serving.asgi:app", name) for name in vendor_bodies()]
+    native = runs[2]
+    # each vendor format between two /v1/events runs: its ratio is to its neighbours, so a drift
+    # of the machine's speed over a round (this VM's CPU time per event moves by half) cancels
+    order = runs[:3] + [run for vendor in runs[3:] for run in (vendor, native)]
     rows = []
     for workers in args.workers:
         for round_no in range(1, args.rounds + 1):
-            for run in runs:
+            for seq, run in enumerate(order):
                 r = run_endpoint(args, tmp, conf, workers, round_no, run)
+                r["seq"] = seq
                 rows.append(r)
                 console.print(
                     f"round {round_no}, {r['name']}, {workers} worker(s): {r['events_per_s']:,.0f} events/s, "
