@@ -2,7 +2,7 @@
 
 Each test starts ``python -m pipelines.profiles_stream`` in a subprocess (its own driver and JVM,
 output captured to a file), feeds the embedded stream from here and watches the job's
-checkpoint and latency reports. No shared Spark session: one JVM at a time.
+checkpoint. Only the kill test also uses this run's Spark session, for its reference run.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from features.definitions import PLAYER_ACTIVITY_V1
 from features.online import open_online_store
 from features.profile_state import ProfileState
 from features.streams import StreamRecord, encode_batch, open_stream
+from pipelines.profiles_stream import start_profiles_stream
 
 pytestmark = pytest.mark.spark
 START_S = 90.0
@@ -195,17 +196,29 @@ def features_by_player(settings: Settings, players: int, as_of: int) -> dict[str
     return {pid: ProfileState.from_dict(p.state).features(PLAYER_ACTIVITY_V1, as_of) for (_, pid), p in found.items()}
 
 
-def test_a_job_killed_with_sigkill_mid_batch_and_restarted_ends_with_the_profiles_of_a_clean_run(settings, tmp_path):
-    conf = job_conf(tmp_path, max_records_per_batch=24)
-    supply = records(240, players=60)  # about ten micro-batches
+def run_clean(spark, settings: Settings) -> None:
+    """The reference: the same job, uninterrupted, in this test run's Spark session."""
+    query = start_profiles_stream(spark, settings, available_now=True)
+    try:
+        assert query.awaitTermination(120), "the clean run did not finish"
+    finally:
+        query.stop()
+
+
+def test_a_job_killed_with_sigkill_mid_batch_and_restarted_ends_with_the_profiles_of_a_clean_run(
+    spark, settings, tmp_path
+):
+    conf = job_conf(tmp_path, max_records_per_batch=60)
+    supply = records(240, players=60)  # four micro-batches of 15 records a shard
     clean = load_settings("local", tmp_path / "clean")
     put(settings, supply)
     put(clean, supply)
+    run_clean(spark, clean)
     checkpoint = Path(settings.lake.checkpoints) / "profiles"
 
     crashed = start_job(conf, Path(settings.workdir), "--trigger-ms", "0")
     try:
-        wait_for(lambda: batch_in_flight(checkpoint, 2), START_S, crashed, "micro-batch in flight after two committed")
+        wait_for(lambda: batch_in_flight(checkpoint, 1), START_S, crashed, "micro-batch in flight after one committed")
         crashed.process.send_signal(signal.SIGKILL)
         crashed.process.wait(30)
     finally:
@@ -214,9 +227,8 @@ def test_a_job_killed_with_sigkill_mid_batch_and_restarted_ends_with_the_profile
     in_flight = checkpoint_batches(checkpoint, "offsets") - checkpoint_batches(checkpoint, "commits")
     assert in_flight, "the kill did not land in a micro-batch"
 
-    for workdir in (Path(settings.workdir), Path(clean.workdir)):
-        job = start_job(conf, workdir, "--available-now")  # the restart, then the clean run
-        assert job.wait(START_S) == 0, job.output()[-3000:]
+    restarted = start_job(conf, Path(settings.workdir), "--available-now")  # runs until it has caught up
+    assert restarted.wait(START_S) == 0, restarted.output()[-3000:]
 
     as_of = now_ms()
     after_crash, clean_run = features_by_player(settings, 60, as_of), features_by_player(clean, 60, as_of)
