@@ -39,6 +39,15 @@ from pipelines.erasure_list import erasure_log_path, read_erased
 from pipelines.lake_files import list_files, read_text, write_text
 from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
 from pipelines.stream_source import read_event_stream
+from pipelines.stream_stop import (
+    BatchGate,
+    is_interruption,
+    park_until_stopped,
+    register_gate,
+    stop_query,
+    stop_signals,
+    trimmed_interruption,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -68,6 +77,7 @@ class ProfileBatchWriter:
         self.settings = settings
         self.reports = latency_dir(settings)
         self.erasure_log = erasure_log_path(settings)
+        self.gate = BatchGate()
 
     def context(self, batch_id: int, erased: frozenset[str] = frozenset()) -> UpdateContext:
         return UpdateContext(
@@ -82,6 +92,20 @@ class ProfileBatchWriter:
         )
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        """Fold the batch, unless a stop came first (``pipelines.stream_stop``): then hold it,
+        uncommitted, for the stop's interrupt."""
+        if not self.gate.enter():
+            park_until_stopped(batch.sparkSession.sparkContext._jvm)
+        try:
+            self.fold(batch, batch_id)
+        except Exception as err:
+            if is_interruption(err):
+                raise trimmed_interruption(err) from None
+            raise
+        finally:
+            self.gate.leave()
+
+    def fold(self, batch: DataFrame, batch_id: int) -> None:
         from pyspark.sql import functions as F
 
         started = time.perf_counter()
@@ -124,16 +148,34 @@ def start_profiles_stream(
         raise ValueError(f"trigger_ms must be >= 0, got {trigger_ms}")
     location = checkpoint or settings.lake.checkpoints.rstrip("/") + "/profiles"
     events = read_event_stream(spark, settings)
-    writer = (
-        events.writeStream.queryName(QUERY_NAME)
-        .foreachBatch(ProfileBatchWriter(settings, location))
-        .option("checkpointLocation", location)
-    )
+    batch_writer = ProfileBatchWriter(settings, location)
+    writer = events.writeStream.queryName(QUERY_NAME).foreachBatch(batch_writer).option("checkpointLocation", location)
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{trigger_ms} milliseconds")
-    return writer.start()
+    query = writer.start()
+    register_gate(query, batch_writer.gate)
+    return query
+
+
+def stop_profiles_stream(query: StreamingQuery) -> bool:
+    """Stop the query between micro-batches (``pipelines.stream_stop.stop_query``); ``False``
+    when a batch outlasted the wait and was interrupted (its events are folded at the next start)."""
+    stopped_cleanly = stop_query(query)
+    if not stopped_cleanly:
+        log.warning("the profiles stream was stopped in the middle of a micro-batch; it is run again at the next start")
+    return stopped_cleanly
+
+
+def run_until_interrupted(query: StreamingQuery) -> None:
+    """Wait for the query to end; Ctrl-C (or SIGTERM) stops it between micro-batches."""
+    with stop_signals() as requested:
+        while not requested.is_set():
+            if query.awaitTermination(0.5):
+                return
+    log.info("interrupted: stopping the profiles stream after the micro-batch in flight")
+    stop_profiles_stream(query)
 
 
 def read_latency_reports(settings: Settings) -> list[dict]:
@@ -185,14 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             query.id,
             "available now" if args.available_now else "continuous",
         )
-        query.awaitTermination()
+        run_until_interrupted(query)
         if query.exception() is not None:
             log.error("profiles stream failed: %s", query.exception())
             return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # while the query was starting
         log.info("interrupted: stopping the profiles stream")
         if query is not None:
-            query.stop()
+            stop_profiles_stream(query)
     finally:
         summary = summarise_latency(read_latency_samples(settings))
         log.info(

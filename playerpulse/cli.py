@@ -185,17 +185,14 @@ def stream_profiles(
     workdir: Workdir = None,
 ) -> None:
     """Materialise player profiles into the online store from the event stream."""
-    from pipelines.profiles_stream import start_profiles_stream
+    from pipelines.profiles_stream import run_until_interrupted, start_profiles_stream
     from pipelines.session import get_spark
 
     settings = _settings(env, workdir)
     spark = get_spark(settings, app_name="playerpulse-profiles")
     query = start_profiles_stream(spark, settings, trigger_ms=trigger_ms, available_now=available_now)
     console.print(f"profiles stream running (id {query.id}); Ctrl-C to stop")
-    try:
-        query.awaitTermination()
-    except KeyboardInterrupt:
-        query.stop()
+    run_until_interrupted(query)
 
 
 @app.command()

@@ -243,7 +243,7 @@ def run_demo(
 
         with stages.stage("5. stream profiles into the online store, then send live events"):
             from features.online import open_online_store
-            from pipelines.profiles_stream import start_profiles_stream
+            from pipelines.profiles_stream import start_profiles_stream, stop_profiles_stream
 
             query = start_profiles_stream(spark, settings, trigger_ms=0)
             try:
@@ -255,7 +255,7 @@ def run_demo(
                     summary.profile_changes = _live_changes(client, gw.url, chosen, seed)
                     summary.event_to_profile_ms = _latency_rounds(client, gw.url, sim, latency_rounds, seed)
             finally:
-                query.stop()
+                stop_profiles_stream(query)
 
         with stages.stage("6. ask the champion for offers over HTTP"):
             from features.online import open_online_store
