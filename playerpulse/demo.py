@@ -37,6 +37,9 @@ if TYPE_CHECKING:
 DEMO_API_KEY = DEVELOPMENT_KEYS["ingest"]
 DEMO_SERVE_KEY = DEVELOPMENT_KEYS["serve"]
 DEMO_MODEL = "store_offer"
+"""The model whose predictions the demo times over HTTP; it trains and serves every declared one."""
+DEMO_MODELS = ("store_offer", "churn_risk")
+"""The shipped declarations (``conf/models/``): the demo trains, validates, promotes and asks each."""
 LAKE_TABLES = (
     "bronze.player_events",
     "bronze.dead_letter",
@@ -44,8 +47,18 @@ LAKE_TABLES = (
     "silver.quarantine",
     "gold.player_daily",
     "gold.player_features_v1",
-    f"gold.training_{DEMO_MODEL}",
+    *(f"gold.training_{name}" for name in DEMO_MODELS),
 )
+MODEL_FIGURES = (
+    ("version", "version"),
+    ("test_auc", "AUC"),
+    ("auc_ceiling", "ceiling AUC"),
+    ("auc_gap_to_ceiling", "gap to ceiling"),
+    ("calibration_error", "calibration error"),
+    ("test_top_decile_lift", "top-decile lift"),
+    ("base_rate", "base rate"),
+)
+"""What the summary shows of each model (the gap to the ceiling as a difference, not a ratio)."""
 
 
 @dataclass
@@ -57,6 +70,9 @@ class DemoSummary:
     table_rows: dict[str, int] = field(default_factory=dict)
     online_profiles: int = 0
     model: dict[str, Any] = field(default_factory=dict)
+    """``DEMO_MODEL``'s entry of ``models``."""
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each trained model's version, aliases, holdout metrics and gate decision."""
     profile_changes: list[dict[str, Any]] = field(default_factory=list)
     predictions: list[dict[str, Any]] = field(default_factory=list)
     event_to_profile_ms: list[float] = field(default_factory=list)
@@ -73,12 +89,13 @@ class DemoSummary:
         rows.add_row("online profiles", f"{self.online_profiles:,}")
         console.print(rows)
 
-        m = Table("metric", "value", title=f"Model {self.model.get('name', DEMO_MODEL)}")
-        for key in ("version", "aliases", "test_auc", "ceiling_auc", "auc_vs_ceiling", "base_rate", "gate"):
-            if key in self.model:
-                v = self.model[key]
-                m.add_row(key, f"{v:.3f}" if isinstance(v, float) else str(v))
+        m = Table("model", *(label for _, label in MODEL_FIGURES), title="Models (time-based holdout)")
+        for name, figures in self.models.items():
+            cells = [figures.get(key) for key, _ in MODEL_FIGURES]
+            m.add_row(name, *("-" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v) for v in cells))
         console.print(m)
+        for name, figures in self.models.items():
+            console.print(f"{name} gate: {figures.get('gate', '-')}", highlight=False)
 
         if self.profile_changes:
             t = Table("player", "feature", "before", "after", title="Profiles after live events")
@@ -87,11 +104,12 @@ class DemoSummary:
                     t.add_row(ch["player_id"], feat, str(a), str(b))
             console.print(t)
         if self.predictions:
-            t = Table("player", "score", "content", "fallback", title=f"POST /v1/models/{DEMO_MODEL}/predict")
+            t = Table("model", "player", "score", "content", "fallback", title="POST /v1/models/MODEL/predict")
             for p in self.predictions:
                 pred = dict(p["prediction"])
                 score = pred.pop("score", None)
                 t.add_row(
+                    p["model"],
                     p["player_id"],
                     f"{score:.3f}" if isinstance(score, float) else "-",
                     json.dumps(pred),
@@ -227,19 +245,10 @@ def run_demo(
             spark = spark or get_spark(settings, app_name="playerpulse-demo")
             run_all(spark, settings)
 
-        with stages.stage(f"4. train, validate and promote '{DEMO_MODEL}' (xgboost, MLflow)"):
-            from training.promote import promote
-            from training.train import train_model
-            from training.validate import validate
-
-            result = train_model(spark, settings, DEMO_MODEL, ground_truth_path=str(ground_truth_path(settings)))
-            validation = validate(settings, DEMO_MODEL, result.version)
-            if not validation.passed:
-                raise PlayerPulseError(
-                    f"version {result.version} did not pass validation, so it was not promoted: {validation.reason}"
-                )
-            move = promote(settings, DEMO_MODEL, result.version)
-            summary.model = _model_summary(result, validation, move)
+        with stages.stage(f"4. train, validate and promote {' and '.join(DEMO_MODELS)} (xgboost, MLflow)"):
+            for name in DEMO_MODELS:
+                summary.models[name] = train_validate_promote(spark, settings, name)
+            summary.model = summary.models[DEMO_MODEL]
 
         with stages.stage("5. stream profiles into the online store, then send live events"):
             from features.online import open_online_store
@@ -257,7 +266,7 @@ def run_demo(
             finally:
                 stop_profiles_stream(query)
 
-        with stages.stage("6. ask the champion for offers over HTTP"):
+        with stages.stage(f"6. ask each champion ({', '.join(DEMO_MODELS)}) over HTTP"):
             from features.online import open_online_store
 
             with httpx.Client(base_url=gw.url, headers=headers, timeout=10) as client:
@@ -266,17 +275,20 @@ def run_demo(
                 ready = client.get("/readyz", timeout=180)
                 if ready.status_code != 200:
                     raise PlayerPulseError(f"the gateway is not ready to serve (see {gw.log_path})")
-                for pid in [c["player_id"] for c in summary.profile_changes]:
-                    r = client.post(f"/v1/models/{DEMO_MODEL}/predict", json={"player_id": pid, "context": {}})
-                    r.raise_for_status()
-                    summary.predictions.append(r.json())
+                for name in DEMO_MODELS:
+                    for pid in [c["player_id"] for c in summary.profile_changes]:
+                        r = client.post(f"/v1/models/{name}/predict", json={"player_id": pid, "context": {}})
+                        r.raise_for_status()
+                        summary.predictions.append(r.json())
                 # a different player each call: the logged sample then looks like the population,
                 # which the model report compares with the training set
                 with open_online_store(settings.online_store) as store:
                     population = _pick_players(store, sim, predict_calls, seed + 1)
                 summary.predict_ms = _predict_latency(client, population, predict_calls)
-            if all(p["fallback"] for p in summary.predictions):
-                raise PlayerPulseError(f"every prediction fell back: {summary.predictions[:1]}")
+            for name in DEMO_MODELS:
+                answers = [p for p in summary.predictions if p["model"] == name]
+                if all(p["fallback"] for p in answers):
+                    raise PlayerPulseError(f"every prediction of {name} fell back: {answers[:1]}")
 
         with stages.stage("7. count what landed"):
             from features.online import open_online_store
@@ -304,16 +316,34 @@ def render_reports(spark, settings: Settings, live_from: datetime | None = None)
     from playerpulse.report_command import latency_page, model_page, write_report
 
     landed = monitoring.run(spark, settings)
-    latency, model = latency_page(spark, settings, live_from), model_page(spark, settings, DEMO_MODEL)
+    latency = latency_page(spark, settings, live_from)
+    models = {name: model_page(spark, settings, name) for name in DEMO_MODELS}
     pages = {
         "latency": write_report(latency, None, settings, "latency.html"),
-        DEMO_MODEL: write_report(model, None, settings, f"model-{DEMO_MODEL}.html"),
+        **{name: write_report(page, None, settings, f"model-{name}.html") for name, page in models.items()},
     }
     return {
         **landed,
         "pages": {k: str(v) for k, v in pages.items()},
-        "breaches": [*latency.breaches, *model.breaches],
+        "breaches": [*latency.breaches, *(b for page in models.values() for b in page.breaches)],
     }
+
+
+def train_validate_promote(spark, settings: Settings, name: str) -> dict[str, Any]:
+    """Train ``name`` on the lake, validate it against its gate and make it champion: the
+    figures the summary shows. A version the gate refuses stops the demo, naming the check."""
+    from training.promote import promote
+    from training.train import train_model
+    from training.validate import validate
+
+    result = train_model(spark, settings, name, ground_truth_path=str(ground_truth_path(settings)))
+    validation = validate(settings, name, result.version)
+    if not validation.passed:
+        raise PlayerPulseError(
+            f"version {result.version} of {name} did not pass validation, so it was not promoted: {validation.reason}"
+        )
+    move = promote(settings, name, result.version)
+    return _model_summary(result, validation, move)
 
 
 def _model_summary(result: TrainResult, validation: ValidationResult, move: AliasMove) -> dict[str, Any]:

@@ -40,6 +40,7 @@ def test_every_lake_table_has_rows(demo_run):
         "gold.player_daily",
         "gold.player_features_v1",
         "gold.training_store_offer",
+        "gold.training_churn_risk",
     ):
         assert summary.table_rows[table] > 0, table
 
@@ -64,6 +65,21 @@ def test_store_offer_is_registered_with_a_champion(demo_run):
     assert demo_run[1].model["test_auc"] > 0.5
 
 
+def test_both_models_were_trained_validated_and_promoted_with_their_ceiling_gap(demo_run):
+    models = demo_run[1].models
+    assert sorted(models) == ["churn_risk", "store_offer"]
+    for name, figures in models.items():
+        assert "champion" in figures["aliases"], name
+        assert figures["auc_gap_to_ceiling"] == figures["auc_ceiling"] - figures["auc_on_ceiling_rows"]
+    assert models["churn_risk"]["test_auc"] > 0.7
+
+
+def test_churn_risk_answers_with_a_retention_action(demo_run):
+    served = [p for p in demo_run[1].predictions if p["model"] == "churn_risk" and not p["fallback"]]
+    assert served
+    assert {p["prediction"]["action"] for p in served} <= {"comeback_reward", "reminder_push", "none"}
+
+
 def test_a_live_event_changed_the_players_profile(demo_run):
     _, summary = demo_run
     assert summary.profile_changes
@@ -80,17 +96,19 @@ def test_the_champion_answered_with_an_offer(demo_run):
     assert summary.predict_ms
 
 
-def test_the_demo_lands_its_own_traffic_and_renders_both_reports(demo_run, spark):
+def test_the_demo_lands_its_own_traffic_and_renders_every_report(demo_run, spark):
     from pathlib import Path
 
     from pipelines.session import table_path
 
     settings, summary = demo_run
-    landed = spark.read.format("delta").load(table_path(settings, "gold.predictions")).count()
+    predictions = spark.read.format("delta").load(table_path(settings, "gold.predictions"))
+    landed, offers = predictions.count(), predictions.filter("model = 'store_offer'").count()
     latency = Path(summary.reports["pages"]["latency"]).read_text()
     model = Path(summary.reports["pages"]["store_offer"]).read_text()
 
     assert summary.reports["latency_rows"] > 0
     assert summary.reports["prediction_rows"] == landed
     assert "data:image/png;base64," in latency
-    assert "store_offer" in model and f"{landed} logged predictions" in model
+    assert "store_offer" in model and f"{offers} logged predictions" in model
+    assert "churn_risk" in Path(summary.reports["pages"]["churn_risk"]).read_text()

@@ -111,6 +111,7 @@ def test_the_stack_has_the_routes_stream_table_and_buckets_of_the_cloud_profile(
     }
     assert routes == {
         ("POST", "/v1/events"): "serving.lambda_handler.handler",
+        ("POST", "/v1/models/churn_risk/predict"): "serving.model_function.handler",
         ("POST", "/v1/models/store_offer/predict"): "serving.model_function.handler",
         ("GET", "/v1/players/{player_id}/profile"): "serving.model_function.handler",
     }

@@ -21,7 +21,7 @@ import yaml
 from features.config import MlflowConfig, Settings, load_settings
 from features.errors import PromotionRefused
 from playerpulse.cli import main
-from training.metrics import expected_calibration_error
+from training.metrics import calibration_noise, expected_calibration_error
 from training.promote import promote, promotion_history, rollback
 from training.registry import PROMOTIONS_EXPERIMENT, ensure_experiment, log_holdout, tracking_client, version_by_alias
 from training.validate import validate
@@ -148,6 +148,25 @@ def test_probabilities_that_match_the_observed_rates_have_no_calibration_error()
     assert expected_calibration_error(y, proba, bins=10) == pytest.approx(0.0005)
 
 
+def test_the_calibration_noise_floor_shrinks_as_the_holdout_grows() -> None:
+    rng = np.random.default_rng(0)
+    floors = [calibration_noise(rng.beta(1, 8, size=n), bins=10) for n in (300, 3000, 30000)]
+    assert floors[0] > floors[1] > floors[2] > 0
+
+
+def test_the_calibration_noise_floor_is_what_calibrated_labels_reach_95_times_in_100() -> None:
+    rng = np.random.default_rng(1)
+    proba = rng.beta(1, 8, size=500)
+    floor = calibration_noise(proba, bins=10)
+    calibrated = [expected_calibration_error(rng.random(500) < proba, proba, 10) for _ in range(1000)]
+    assert np.mean(np.array(calibrated) <= floor) == pytest.approx(0.95, abs=0.02)
+
+
+def test_the_calibration_noise_floor_of_the_same_rows_is_always_the_same() -> None:
+    proba = np.random.default_rng(2).beta(1, 8, size=400)
+    assert calibration_noise(proba, bins=10) == calibration_noise(proba, bins=10)
+
+
 def test_calibration_error_is_the_row_weighted_gap_per_bin() -> None:
     # bin [0.1, 0.2): 100 rows predicted 0.15, 50 % positive → gap 0.35 on half the rows;
     # bin [0.9, 1.0]: 100 rows predicted 1.0 (the last bin includes 1.0), all positive → no gap.
@@ -203,11 +222,35 @@ def test_a_failed_validation_takes_challenger_away(store: Settings) -> None:
     assert version_by_alias(tracking_client(store), MODEL, "challenger") is None
 
 
+def shifted(holdout: pd.DataFrame, extra: float, seed: int = 3) -> pd.DataFrame:
+    """The same rows with ``extra`` more of them positive: a model that ranks them well now
+    under-predicts every rate."""
+    out = holdout.copy()
+    flip = np.random.default_rng(seed).random(len(out)) < extra
+    out["label"] = np.maximum(out["label"], flip.astype(int))
+    return out
+
+
 def test_a_calibration_bound_refuses_a_version_that_ranks_well(store: Settings) -> None:
-    declare(store, max_calibration_error=0.001)
-    result = validate(store, MODEL, register(store, booster(True)))
+    result = validate(store, MODEL, register(store, booster(True), holdout=shifted(HOLDOUT, 0.3)))
+    assert result.metrics["auc"] > 0.65
     assert result.failed_checks == ["max_calibration_error"]
-    assert "is above max_calibration_error 0.001" in result.reason
+    assert "is above max_calibration_error 0.05" in result.reason
+
+
+def test_a_calibration_error_within_a_small_holdouts_sampling_noise_passes_saying_so(store: Settings) -> None:
+    declare(store, max_calibration_error=0.001)
+    result = validate(store, MODEL, register(store, booster(True), holdout=rows(150, seed=5)))
+    assert result.passed
+    assert "what a perfectly calibrated model reaches on these rows" in result.reason
+    assert "not distinguishable from sampling noise" in result.reason
+
+
+def test_a_miscalibrated_version_on_a_small_holdout_fails_beyond_the_sampling_noise(store: Settings) -> None:
+    declare(store, max_calibration_error=0.001)
+    result = validate(store, MODEL, register(store, booster(True), holdout=shifted(rows(150, seed=5), 0.3)))
+    assert result.failed_checks == ["max_calibration_error"]
+    assert "beyond sampling noise" in result.reason
 
 
 def test_validate_defaults_to_the_newest_version(store: Settings) -> None:
