@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from features.data_policy import DataPolicyConfig
+from features.definitions import retention_problem
 from features.errors import ConfigError
 from features.monitoring_config import AlertsConfig, PredictionLogConfig
 from features.pseudonyms import PseudonymiseConfig
@@ -311,9 +312,18 @@ class StreamingConfig(_Strict):
     """The same bound for bronze's ingestion, where few large batches matter instead: each
     micro-batch costs a Delta commit and at least one file per ``event_date`` it touches."""
     state_days: int = Field(30, ge=1)
-    """Days of per-player history kept in the online profile (the longest feature window)."""
+    """Days of per-player history kept in the online profile: at least the longest window of any
+    online feature set (checked here, so every entry point refuses a shorter one)."""
     dedup_ids: int = Field(2000, ge=0)
     """Most recent event ids kept per player to drop re-sent duplicates in the streaming path."""
+
+    @field_validator("state_days")
+    @classmethod
+    def _keeps_every_online_window(cls, v: int) -> int:
+        problem = retention_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
 
 class SilverConfig(_Strict):

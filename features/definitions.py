@@ -10,10 +10,19 @@ Windows are *day-tiled*: a window of N days as of time T covers the UTC event da
 ``gold.player_daily``) and the streaming job (from per-day buckets in the online profile) use
 exactly these semantics, which is what lets a test prove them equal. Changing a definition means
 adding a new version, never editing a published one.
+
+Each set says whether it is served online (``online``) and names its gold table (``table``), so
+every consumer starts from the set: the gold job writes ``fs.table``, training reads it, the
+streaming job folds the inputs of every online set into each profile (``FeatureUnion``) and
+serving computes any online set's features from that profile. ``registry`` checks, at import,
+that the sets agree on every input they share: one profile and one ``gold.player_daily`` hold
+each input once, so two definitions of one name could not both be right.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,6 +30,9 @@ from features.contract import EVENT_TYPES
 from features.properties import PROPERTY_TYPES
 
 Op = Literal["count", "sum", "avg", "max"]
+Buckets = dict[str, tuple[tuple[str, ...], str | None]]
+"""Per-day partial aggregates: input → (event types, value property or ``None`` for a count)."""
+GOLD_TABLE = re.compile(r"^gold\.[a-z][a-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -69,13 +81,22 @@ class Recency:
 
 @dataclass(frozen=True)
 class FeatureSet:
+    """A versioned list of aggregations and recencies, served online or not, with its gold table."""
+
     name: str
     version: int
     aggregations: tuple[Aggregation, ...]
     recencies: tuple[Recency, ...] = field(default_factory=tuple)
+    online: bool = True
+    """Whether serving computes this set from online profiles: the streaming job folds the
+    inputs of every online set, and a model on a set that is not online is refused, since its
+    buckets would never be filled. An offline set still gets its gold table for analysts."""
+    gold_table: str | None = None
+    """The gold table of the set's day-end snapshots when it is not ``gold.{full_name}``: only
+    for a set whose table was named before the rule (existing lakes keep their table)."""
 
     def __post_init__(self) -> None:
-        buckets: dict[str, tuple[tuple[str, ...], str | None]] = {}
+        buckets: Buckets = {}
         for agg in self.aggregations:
             seen = buckets.setdefault(agg.bucket, (agg.event_types, agg.value))
             if seen != (agg.event_types, agg.value):
@@ -83,10 +104,21 @@ class FeatureSet:
         names = self.feature_names
         if len(names) != len(set(names)):
             raise ValueError(f"feature set {self.full_name} has duplicate feature names")
+        if self.gold_table is not None and not GOLD_TABLE.match(self.gold_table):
+            raise ValueError(
+                f"feature set {self.full_name}: gold_table '{self.gold_table}' must be gold.<lower-case name>"
+            )
 
     @property
     def full_name(self) -> str:
         return f"{self.name}_v{self.version}"
+
+    @property
+    def table(self) -> str:
+        """The gold table holding the set at every day end (``gold.{full_name}`` unless
+        ``gold_table`` says otherwise); a new version is a new table, so a model trained on
+        the old one keeps reading what it was trained on."""
+        return self.gold_table or f"gold.{self.full_name}"
 
     @property
     def feature_names(self) -> list[str]:
@@ -97,9 +129,81 @@ class FeatureSet:
     def max_window_days(self) -> int:
         return max(w for a in self.aggregations for w in a.windows)
 
-    def buckets(self) -> dict[str, tuple[tuple[str, ...], str | None]]:
+    def longest_window(self) -> tuple[int, str]:
+        """``(days, feature name)`` of the set's longest window: what online state must keep."""
+        return max((w, a.output_name(w)) for a in self.aggregations for w in a.windows)
+
+    def buckets(self) -> Buckets:
         """Per-day partial aggregates needed: input → (event types, value property)."""
         return {a.bucket: (a.event_types, a.value) for a in self.aggregations}
+
+
+@dataclass(frozen=True)
+class FeatureUnion:
+    """The inputs of several feature sets, each once: what one profile folds so that every
+    one of ``sets`` can be computed from it (``ProfileState.apply`` takes it like a set).
+
+    Sets may share an input only with the same source (event types and value); a recency input
+    likewise. Otherwise the union is refused naming both sets and the input."""
+
+    sets: tuple[FeatureSet, ...]
+    _buckets: Buckets = field(init=False, repr=False, compare=False)
+    _recencies: tuple[Recency, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.sets:
+            raise ValueError("a feature union needs at least one feature set")
+        buckets: dict[str, tuple[FeatureSet, tuple[tuple[str, ...], str | None]]] = {}
+        recencies: dict[str, tuple[FeatureSet, Recency]] = {}
+        for fs in self.sets:
+            for name, source in fs.buckets().items():
+                first, seen = buckets.setdefault(name, (fs, source))
+                if seen != source:
+                    raise ValueError(_conflict("input", name, first, fs))
+            for rec in fs.recencies:
+                first, seen_rec = recencies.setdefault(rec.input, (fs, rec))
+                if seen_rec.event_types != rec.event_types:
+                    raise ValueError(_conflict("recency input", rec.input, first, fs))
+        # computed once: the streaming fold asks for them on every event
+        object.__setattr__(self, "_buckets", {name: source for name, (_, source) in buckets.items()})
+        object.__setattr__(self, "_recencies", tuple(rec for _, rec in recencies.values()))
+
+    def buckets(self) -> Buckets:
+        """Every set's per-day partial aggregates, each input once."""
+        return self._buckets
+
+    @property
+    def recencies(self) -> tuple[Recency, ...]:
+        """Every set's recencies, each input once."""
+        return self._recencies
+
+    @property
+    def full_names(self) -> tuple[str, ...]:
+        return tuple(fs.full_name for fs in self.sets)
+
+
+def _conflict(kind: str, name: str, first: FeatureSet, second: FeatureSet) -> str:
+    return (
+        f"{kind} '{name}' is defined differently by feature sets {first.full_name} and {second.full_name}: "
+        f"one profile and one gold.player_daily hold each input once; rename it in one of them"
+    )
+
+
+def registry(*sets: FeatureSet) -> dict[str, FeatureSet]:
+    """``full_name`` → set, refusing two sets of one name or one table, and sets that define a
+    shared input differently (``FeatureUnion``): checked when the module is imported."""
+    out: dict[str, FeatureSet] = {}
+    tables: dict[str, str] = {}
+    for fs in sets:
+        if fs.full_name in out:
+            raise ValueError(f"feature set {fs.full_name} is defined twice")
+        if fs.table in tables:
+            raise ValueError(f"feature sets {tables[fs.table]} and {fs.full_name} both write {fs.table}")
+        out[fs.full_name] = fs
+        tables[fs.table] = fs.full_name
+    if sets:
+        FeatureUnion(tuple(sets))
+    return out
 
 
 PLAYER_ACTIVITY_V1 = FeatureSet(
@@ -125,9 +229,12 @@ PLAYER_ACTIVITY_V1 = FeatureSet(
         Recency("purchase", ("purchase",)),
         Recency("store_view", ("store_view",)),
     ),
+    online=True,
+    gold_table="gold.player_features_v1",  # named before tables derived from the set: lakes keep it
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = {fs.full_name: fs for fs in (PLAYER_ACTIVITY_V1,)}
+FEATURE_SETS: dict[str, FeatureSet] = registry(PLAYER_ACTIVITY_V1)
+"""Every feature set this code defines, by ``full_name``."""
 
 
 def feature_set(full_name: str) -> FeatureSet:
@@ -135,3 +242,45 @@ def feature_set(full_name: str) -> FeatureSet:
         return FEATURE_SETS[full_name]
     except KeyError:
         raise KeyError(f"unknown feature set '{full_name}' (known: {sorted(FEATURE_SETS)})") from None
+
+
+def online_feature_sets(sets: Mapping[str, FeatureSet] | Iterable[FeatureSet] | None = None) -> tuple[FeatureSet, ...]:
+    """The sets served online, of ``sets`` (default: every set this code defines)."""
+    chosen = FEATURE_SETS if sets is None else sets
+    values = chosen.values() if isinstance(chosen, Mapping) else chosen
+    return tuple(fs for fs in values if fs.online)
+
+
+def online_union(sets: Mapping[str, FeatureSet] | Iterable[FeatureSet] | None = None) -> FeatureUnion:
+    """What the streaming job folds into every profile: the union of the online sets' inputs."""
+    return FeatureUnion(online_feature_sets(sets))
+
+
+def longest_online_window(
+    sets: Mapping[str, FeatureSet] | Iterable[FeatureSet] | None = None,
+) -> tuple[int, FeatureSet, str] | None:
+    """``(days, set, feature)`` of the longest window of any online set; ``None`` without one.
+
+    Online profiles keep ``streaming.state_days`` days of buckets: fewer than this and serving
+    would compute that window from a truncated history, silently."""
+    longest = None
+    for fs in online_feature_sets(sets):
+        days, name = fs.longest_window()
+        if longest is None or days > longest[0]:
+            longest = (days, fs, name)
+    return longest
+
+
+def retention_problem(
+    state_days: int, sets: Mapping[str, FeatureSet] | Iterable[FeatureSet] | None = None
+) -> str | None:
+    """Why online state kept for ``state_days`` days cannot serve the online ``sets`` (default:
+    every set this code defines), naming the set and its window; ``None`` when it can."""
+    longest = longest_online_window(sets)
+    if longest is None or state_days >= longest[0]:
+        return None
+    days, fs, feature = longest
+    return (
+        f"is {state_days}, shorter than the {days}-day window of online feature set {fs.full_name} "
+        f"({feature}): profiles would drop days that window reads; set streaming.state_days to at least {days}"
+    )

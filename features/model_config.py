@@ -11,6 +11,7 @@ never a silently ignored setting. No Spark here: the serving package imports thi
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
@@ -239,7 +240,8 @@ class ModelConfig(_Strict):
     name: str
     description: str = ""
     feature_set: str
-    """Full name of a ``FeatureSet`` (``player_activity_v1``)."""
+    """Full name of a ``FeatureSet`` (``player_activity_v1``) that is served online: every
+    declared model is served, and serving computes features only from online sets."""
     features: list[str] | None = None
     """Subset of the feature set's outputs, in model input order; omitted means all of them."""
     label: LabelSpec
@@ -259,9 +261,13 @@ class ModelConfig(_Strict):
 
     @field_validator("feature_set")
     @classmethod
-    def _known_feature_set(cls, v: str) -> str:
+    def _known_feature_set(cls, v: str, info: ValidationInfo) -> str:
         if v not in FEATURE_SETS:
             raise ValueError(f"unknown feature set '{v}' (known: {', '.join(sorted(FEATURE_SETS))})")
+        try:
+            served_feature_set(info.data.get("name", "?"), v)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return v
 
     @field_validator("features")
@@ -301,6 +307,26 @@ class ModelConfig(_Strict):
     @property
     def feature_names(self) -> list[str]:
         return list(self.features) if self.features is not None else self.fs.feature_names
+
+
+def served_feature_set(model: str, set_name: str, sets: Mapping[str, FeatureSet] | None = None) -> FeatureSet:
+    """The feature set ``model`` is served from, of ``sets`` (default: every set this code
+    defines); ``ConfigError`` naming the model and the set when it is unknown or not online.
+
+    A set that is not online has no buckets in any profile (the streaming job folds only online
+    sets), so its features would be computed from nothing: zero counts, missing values, silently.
+    """
+    sets = FEATURE_SETS if sets is None else sets
+    fs = sets.get(set_name)
+    if fs is None:
+        raise ConfigError(f"model '{model}' uses feature set '{set_name}', which this code does not define")
+    if not fs.online:
+        raise ConfigError(
+            f"model '{model}' uses feature set {set_name}, which is not served online (online=False in "
+            f"features/definitions.py): the streaming job never folds its inputs, so serving cannot compute "
+            f"its features; mark the set online, or declare the model on an online set"
+        )
+    return fs
 
 
 def model_config_path(settings: Settings, name: str) -> Path:

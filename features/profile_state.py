@@ -1,8 +1,9 @@
 """A player's online profile as state: day buckets folded event by event, read as of any time.
 
-The streaming job folds each micro-batch's events into this state and writes it to the online
-store; serving reads it back and computes features as of the request time. Both use the same
-``FeatureSet`` and the same day-tiled window semantics as the batch job (``features.definitions``).
+The streaming job folds each micro-batch's events into this state with the union of every online
+``FeatureSet``'s inputs (``features.definitions.online_union``) and writes it to the online store;
+serving reads it back and computes any online set's features as of the request time. Both use
+the same day-tiled window semantics as the batch job (``features.definitions``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from features.definitions import FeatureSet
+from features.definitions import FeatureSet, FeatureUnion
 from features.expectations import DEFAULT_LATE_AFTER_DAYS, quarantine_reason
 from features.properties import property_value
 
@@ -44,7 +45,7 @@ class ProfileState:
 
     def apply(
         self,
-        fs: FeatureSet,
+        fs: FeatureSet | FeatureUnion,
         event: dict[str, Any],
         time_ms: int,
         max_seen: int,
@@ -52,6 +53,9 @@ class ProfileState:
     ) -> bool:
         """Fold one event in (its time already skew-corrected); False if skipped as duplicate
         or as a row silver would quarantine.
+
+        ``fs`` is one set or the union of several (the streaming job folds every online set's
+        inputs, so that any of them can be computed from the state).
 
         ``late_after_days`` is silver's lateness horizon (``settings.silver.late_after_days``):
         given, and with ``received_at`` in ``event``, an event received later than that after

@@ -7,7 +7,8 @@ so every key below starts with ``game_id`` (a key column, never a model feature)
 ("bucket") of the feature sets, the same partial aggregate the online profile keeps per day:
 ``{bucket}_n`` (events, or events with a value for value inputs), ``{bucket}_sum`` and
 ``{bucket}_max``, plus ``last_{input}_ms`` for each recency. Feature tables are computed from
-it: ``FEATURE_TABLES[fs.full_name]`` (``gold.player_features_v1``) has one row per player per
+it, one per set of ``features.definitions.FEATURE_SETS``, online or not: ``fs.table``
+(``gold.player_features_v1`` for ``player_activity_v1``) has one row per player per
 date from the player's first event date to the last date in silver, read as of the end of that
 date, with the day-tiled windows of ``features.definitions``. Both are small next to silver, so
 for now each run recomputes them in full and overwrites them (no incremental merge).
@@ -26,7 +27,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from features.config import Settings
-from features.definitions import FEATURE_SETS, FeatureSet
+from features.definitions import FEATURE_SETS, Buckets, FeatureSet, FeatureUnion
 from pipelines.entrypoint import job_main
 from pipelines.expressions import DAY_MS, day_end, epoch_ms
 from pipelines.lake import read_table, rows_added_since, table_version
@@ -41,37 +42,13 @@ PLAYER = ("game_id", "player_id")
 """What identifies a player (shared/ARCHITECTURE.md, "Identity")."""
 KEYS = (*PLAYER, "event_date")
 
-Buckets = dict[str, tuple[tuple[str, ...], str | None]]
-
-
-FEATURE_TABLES: dict[str, str] = {"player_activity_v1": "gold.player_features_v1"}
-"""Feature set (``fs.full_name``) → the gold table of its day-end snapshots; a new version of a
-set gets a new table, so models trained on the old one keep reading what they were trained on."""
-
-
-def feature_table(fs: FeatureSet) -> str:
-    """The gold table holding ``fs`` at every day end, e.g. ``gold.player_features_v1``."""
-    try:
-        return FEATURE_TABLES[fs.full_name]
-    except KeyError:
-        raise ValueError(
-            f"feature set {fs.full_name} has no gold table: add it to pipelines.gold.FEATURE_TABLES"
-        ) from None
-
 
 def daily_inputs(feature_sets: Iterable[FeatureSet]) -> tuple[Buckets, dict[str, tuple[str, ...]]]:
     """``(buckets, recencies)`` that ``gold.player_daily`` must carry for all ``feature_sets``;
-    one input name means one definition across sets, or the daily table could not serve both."""
-    buckets: Buckets = {}
-    recencies: dict[str, tuple[str, ...]] = {}
-    for fs in feature_sets:
-        for name, source in fs.buckets().items():
-            if buckets.setdefault(name, source) != source:
-                raise ValueError(f"input '{name}' of {fs.full_name} differs from another feature set's")
-        for rec in fs.recencies:
-            if recencies.setdefault(rec.input, rec.event_types) != rec.event_types:
-                raise ValueError(f"recency '{rec.input}' of {fs.full_name} differs from another feature set's")
-    return buckets, recencies
+    one input name means one definition across sets (``FeatureUnion`` refuses two, naming both
+    sets), or the daily table could not serve both."""
+    union = FeatureUnion(tuple(feature_sets))
+    return union.buckets(), {rec.input: rec.event_types for rec in union.recencies}
 
 
 def player_daily(silver: DataFrame, feature_sets: Iterable[FeatureSet]) -> DataFrame:
@@ -161,7 +138,6 @@ def _overwrite(frame: DataFrame, path: str) -> None:
 def run(spark: SparkSession, settings: Settings) -> dict:
     """Rebuild gold.player_daily and one feature table per feature set; rows written per table."""
     feature_sets = list(FEATURE_SETS.values())
-    tables = {fs.full_name: feature_table(fs) for fs in feature_sets}  # every set has a home first
     silver = read_table(spark, settings, SOURCE_TABLE, produced_by="silver")
     written: dict[str, int] = {}
     daily_path = table_path(settings, DAILY_TABLE)
@@ -170,10 +146,10 @@ def run(spark: SparkSession, settings: Settings) -> dict:
     written[DAILY_TABLE] = rows_added_since(spark, daily_path, before)
     daily = spark.read.format("delta").load(daily_path)
     for fs in feature_sets:
-        path = table_path(settings, tables[fs.full_name])
+        path = table_path(settings, fs.table)
         before = table_version(spark, path)
         _overwrite(features_at_day_end(spark, daily, fs), path)
-        written[tables[fs.full_name]] = rows_added_since(spark, path, before)
+        written[fs.table] = rows_added_since(spark, path, before)
     return written
 
 

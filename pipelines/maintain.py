@@ -40,6 +40,7 @@ from urllib.parse import urlparse
 
 from features.config import Settings, UpkeepConfig
 from features.contract import now_ms
+from features.definitions import FEATURE_SETS
 from features.online import open_online_store
 from pipelines import bronze, gold, silver
 from pipelines.entrypoint import job_main
@@ -58,7 +59,7 @@ VACUUMED_TABLES = (
     silver.EVENTS_TABLE,
     silver.QUARANTINE_TABLE,
     gold.DAILY_TABLE,
-    *gold.FEATURE_TABLES.values(),
+    *(fs.table for fs in FEATURE_SETS.values()),
 )
 """Every lake table: gold's full overwrites leave a whole table of unreferenced files per run."""
 RETENTION_COLUMN = "event_date"

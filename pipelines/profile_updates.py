@@ -4,7 +4,9 @@
 player_id)`` (the same player id in two games is two players), and hands every Spark partition
 to ``update_partition``, which runs in an executor's Python worker: it opens its own online
 store from configuration, folds each player's new events with the same ``ProfileState`` that
-serving reads, and writes the partition's profiles in one batched ``put``. Everything here is
+serving reads, and writes the partition's profiles in one batched ``put``. What is folded is the
+union of the inputs of every online feature set (``UpdateContext.feature_sets``, by default
+``features.definitions.online_feature_sets()``), so serving can compute any of them. Everything here is
 plain Python (Arrow only at the edge), so the logic is tested without a Spark session.
 
 Idempotency. A profile remembers, per stream shard, the position of the newest stream record
@@ -28,7 +30,7 @@ import msgspec
 import pyarrow as pa
 
 from features.contract import corrected_event_time_ms, now_ms
-from features.definitions import FeatureSet, feature_set
+from features.definitions import FeatureSet, FeatureUnion
 from features.latency import hop_latencies
 from features.online import OnlineStore, PlayerKey, Profile, open_online_store
 from features.profile_state import ProfileState
@@ -65,7 +67,9 @@ class UpdateContext:
 
     online_store: str
     """The ``online_store`` configuration as JSON: each partition opens its own connection."""
-    feature_set: str
+    feature_sets: tuple[FeatureSet, ...]
+    """The online feature sets whose inputs every profile folds (definitions pickle small, and
+    the executors then fold exactly what the driver was started with)."""
     state_days: int
     dedup_ids: int
     checkpoint: str
@@ -157,12 +161,16 @@ def fold_player(
     key: PlayerKey,
     stored: Profile | None,
     rows: Sequence[dict[str, Any]],
-    fs: FeatureSet,
+    sets: FeatureUnion,
     ctx: UpdateContext,
     now: int,
 ) -> tuple[Profile | None, UpdateStats]:
     """The next profile of the player ``key`` = ``(game_id, player_id)`` after this batch's
     ``rows`` (that player's only), or ``None`` if none of them is new.
+
+    The state folds every input of ``sets``; the profile's ``features`` are those of each set
+    as of ``as_of`` (sets sharing an input define it alike, so a shared name has one value),
+    and its ``feature_set`` names the sets, comma-separated.
 
     ``now`` is when the update is computed: features are read as of it (or as of a later,
     skew-corrected event time), and it seeds the version so that a stale writer, such as a
@@ -184,7 +192,7 @@ def fold_player(
     for time_ms, row in timed:
         event = _event(row)
         duplicate = event["event_id"] in state.seen
-        if state.apply(fs, event, time_ms, ctx.dedup_ids, ctx.late_after_days):
+        if state.apply(sets, event, time_ms, ctx.dedup_ids, ctx.late_after_days):
             stats.events_applied += 1
         elif duplicate:
             stats.duplicates += 1
@@ -207,7 +215,7 @@ def fold_player(
         player_id=player_id,
         version=max(now, stored.version + 1) if stored is not None else now,
         as_of=as_of,
-        features=state.features(fs, as_of),
+        features={name: v for fs in sets.sets for name, v in state.features(fs, as_of).items()},
         state={
             **state.to_dict(),
             APPLIED_KEY: {"positions": watermarks, "checkpoint": ctx.checkpoint, "batch": ctx.batch_id},
@@ -221,7 +229,7 @@ def fold_player(
             "stream_at": newest.get("stream_at") or newest["received_at"],
             "processed_at": now,
         },
-        feature_set=fs.full_name,
+        feature_set=",".join(sets.full_names),
     )
     return profile, stats
 
@@ -233,14 +241,14 @@ def update_players(
     clock: Callable[[], int] = now_ms,
 ) -> UpdateStats:
     """Fold each ``((game_id, player_id), rows)`` into its stored profile and write them in one ``put``."""
-    fs = feature_set(ctx.feature_set)
+    sets = FeatureUnion(ctx.feature_sets)
     stats = UpdateStats()
     if ctx.erased:
         players = [(key, rows) for key, rows in players if player_digest(*key) not in ctx.erased]
     stored = store.get_many([key for key, _ in players])
     profiles = []
     for key, rows in players:
-        profile, one = fold_player(key, stored.get(key), rows, fs, ctx, clock())
+        profile, one = fold_player(key, stored.get(key), rows, sets, ctx, clock())
         stats.add(one)
         if profile is not None:
             profiles.append(profile)

@@ -9,6 +9,9 @@ that the session names must already be on its class path.)
 It reads the event stream (``playerpulse_stream``) in micro-batches and, in ``foreachBatch``,
 groups each batch's events by player, ``(game_id, player_id)``, and folds them into the online store on the executors
 (``pipelines.profile_updates``): the driver only sees one small row of counts per partition.
+Each profile folds the inputs of every online feature set (``features.definitions.online_union``),
+so serving can compute any of them; ``load_settings`` has already refused a ``streaming.state_days``
+shorter than their longest window.
 Nothing is written to Delta on this path: waiting for a Delta commit before the online write is
 what loses sub-second freshness (shared/NOTES.md); the bronze job keeps the lake's copy of the
 same stream.
@@ -32,8 +35,8 @@ from typing import TYPE_CHECKING
 
 from features.config import Settings, load_settings
 from features.contract import now_ms
-from features.definitions import PLAYER_ACTIVITY_V1, FeatureSet
-from features.errors import PlayerPulseError
+from features.definitions import FeatureSet, online_union, retention_problem
+from features.errors import ConfigError, PlayerPulseError
 from features.latency import nearest_rank
 from pipelines.erasure_list import erasure_log_path, read_erased
 from pipelines.lake_files import list_files, read_text, write_text
@@ -68,12 +71,16 @@ def latency_dir(settings: Settings) -> str:
 class ProfileBatchWriter:
     """The ``foreachBatch`` body: runs on the driver, sends the work to the executors."""
 
-    def __init__(self, settings: Settings, checkpoint: str, fs: FeatureSet = PLAYER_ACTIVITY_V1):
+    def __init__(self, settings: Settings, checkpoint: str, feature_sets: tuple[FeatureSet, ...] | None = None):
         self.online_store = settings.online_store.model_dump_json()
         self.streaming = settings.streaming
         self.late_after_days = settings.silver.late_after_days
         self.checkpoint = checkpoint
-        self.fs = fs
+        # every online set unless told (a test's own sets); the union is checked here, on the driver
+        self.feature_sets = online_union(feature_sets).sets
+        problem = retention_problem(settings.streaming.state_days, self.feature_sets)
+        if problem is not None:  # settings checked the defined sets; given ones are checked here
+            raise ConfigError(f"streaming.state_days {problem}")
         self.settings = settings
         self.reports = latency_dir(settings)
         self.erasure_log = erasure_log_path(settings)
@@ -82,7 +89,7 @@ class ProfileBatchWriter:
     def context(self, batch_id: int, erased: frozenset[str] = frozenset()) -> UpdateContext:
         return UpdateContext(
             online_store=self.online_store,
-            feature_set=self.fs.full_name,
+            feature_sets=self.feature_sets,
             state_days=self.streaming.state_days,
             dedup_ids=self.streaming.dedup_ids,
             checkpoint=self.checkpoint,

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from features.config import DEVELOPMENT_KEYS, Settings
+from features.definitions import FEATURE_SETS
 from features.errors import PlayerPulseError, StageFailed
 from features.latency import nearest_rank
 from playerpulse.gateway import Gateway
@@ -46,7 +47,7 @@ LAKE_TABLES = (
     "silver.player_events",
     "silver.quarantine",
     "gold.player_daily",
-    "gold.player_features_v1",
+    *(fs.table for fs in FEATURE_SETS.values()),  # each set names its table (gold.player_features_v1)
     *(f"gold.training_{name}" for name in DEMO_MODELS),
 )
 MODEL_FIGURES = (

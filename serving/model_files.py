@@ -11,13 +11,14 @@ unknown feature never becomes a silent NaN in production.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
 
-from features.definitions import FEATURE_SETS
+from features.definitions import FEATURE_SETS, FeatureSet
 from features.errors import ConfigError
-from features.model_config import ModelConfig
+from features.model_config import ModelConfig, served_feature_set
 from serving.models import ChampionModel
 from serving.native_booster import NativeBooster, XGBoostError
 
@@ -65,18 +66,21 @@ def load_champion(folder: Path) -> ChampionModel:
     return ChampionModel(meta.model, meta.version, booster, names, meta.feature_set)
 
 
-def check_features(champion: ChampionModel, cfg: ModelConfig) -> None:
+def check_features(champion: ChampionModel, cfg: ModelConfig, sets: Mapping[str, FeatureSet] | None = None) -> None:
     """Refuse a champion whose inputs its declaration does not produce, naming the features.
 
-    The model's features must all be computed by its feature set, and must be the features the
-    model YAML declares, in its order: anything else would be served as missing values.
+    The model's features must all be computed by its feature set, which must be served online
+    (``served_feature_set``: the streaming job fills only online sets' buckets), and must be the
+    features the model YAML declares, in its order: anything else would be served as missing
+    values. ``sets``: the feature sets by name (default: every set this code defines).
     """
-    fs = FEATURE_SETS.get(champion.feature_set)
-    if fs is None:
+    sets = FEATURE_SETS if sets is None else sets
+    if champion.feature_set not in sets:
         raise ConfigError(
             f"model '{champion.name}' v{champion.version} was trained on feature set "
             f"'{champion.feature_set}', which this code does not define: deploy the code it was trained with"
         )
+    fs = served_feature_set(champion.name, champion.feature_set, sets)
     unknown = [n for n in champion.feature_names if n not in set(fs.feature_names)]
     if unknown:
         raise ConfigError(

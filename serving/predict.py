@@ -7,8 +7,12 @@ another game's player of the same id.
 Features are computed at request time from the profile's folded state with the same
 ``FeatureSet`` the batch job used for training (``ProfileState.features``), not read from the
 profile's stored ``features``, which were computed as of the last event and go stale as windows
-slide. The game always gets content: a slow or failing online-store read, no profile, no champion,
-or a model error answers with the model's fallback content, ``fallback: true`` and a
+slide. Any online set can be computed so, since the streaming job folds the inputs of every
+online set into each profile; a version trained on a set that is not online is refused
+(``model_error``, logged naming the model and the set), never scored from empty buckets.
+
+The game always gets content: a slow or failing online-store read, no profile, no champion, or a
+model error answers with the model's fallback content, ``fallback: true`` and a
 ``reason`` (one of ``FALLBACK_REASONS``, also a metric label). The one exception is a model
 name that is not declared at all, which is the caller's mistake (HTTP 404).
 
@@ -28,10 +32,10 @@ from typing import Any, Protocol
 
 from features.config import Settings
 from features.contract import now_ms
-from features.definitions import FEATURE_SETS
+from features.definitions import FEATURE_SETS, FeatureSet
 from features.errors import ModelNotFound, OnlineStoreError, OnlineStoreTimeout
 from features.latency import HOP_STAMPS
-from features.model_config import ModelConfig, load_model_config
+from features.model_config import ModelConfig, load_model_config, served_feature_set
 from features.online import OnlineStore
 from features.online.base import FoldedState
 from features.profile_state import ProfileState
@@ -67,8 +71,11 @@ class Predictor:
         clock_ms: Callable[[], int] = now_ms,
         configs: Mapping[str, ModelConfig] | None = None,
         prediction_log: PredictionLog | None = None,
+        feature_sets: Mapping[str, FeatureSet] | None = None,
     ):
         self.settings = settings
+        self.feature_sets: Mapping[str, FeatureSet] = FEATURE_SETS if feature_sets is None else feature_sets
+        """The feature sets by name that versions are scored with (default: every set defined)."""
         self.store = online_store
         self.champions: Champions = champions or ChampionCache(settings)
         self._clock_ms = clock_ms
@@ -164,16 +171,16 @@ class Predictor:
             log.warning("challenger of %s unavailable; champion only", cfg.name, exc_info=True)
             return None
 
-    @staticmethod
-    def _features(model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> dict[str, Any]:
+    def _features(self, model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> dict[str, Any]:
         # The features of the set the version was trained on, even if the config moved on.
-        fs = FEATURE_SETS.get(model.feature_set, cfg.fs)
+        fs = self.feature_sets.get(model.feature_set, cfg.fs)
+        if not fs.online:  # no profile holds its buckets: refuse, naming the model and the set
+            served_feature_set(model.name, fs.full_name, self.feature_sets)
         # ProfileState.from_dict's copies: cheap, and a state of another shape fails here, as before
         return ProfileState(days=dict(state.days), last=dict(state.last)).features(fs, as_of)
 
-    @classmethod
-    def _score(cls, model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> float:
-        return model.predict_proba(cls._features(model, cfg, state, as_of))
+    def _score(self, model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> float:
+        return model.predict_proba(self._features(model, cfg, state, as_of))
 
     def _fallback(
         self, cfg: ModelConfig, game_id: str, player_id: str, version: int | None, reason: str, hops: dict[str, int]

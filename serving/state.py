@@ -146,7 +146,7 @@ class ServingState:
 
     def readiness_problems(self) -> list[str]:
         """What keeps this process from serving (empty when ready); blocking: run in a thread."""
-        from features.model_config import list_model_configs
+        from features.model_config import list_model_configs, served_feature_set
 
         problems: list[str] = []
         assert self.online is not None
@@ -158,7 +158,9 @@ class ServingState:
             predictor = self.predictor()
             for cfg in list_model_configs(self.settings):
                 try:
-                    predictor.champions.get(cfg.name)
+                    champion = predictor.champions.get(cfg.name)
+                    if champion.feature_set in predictor.feature_sets:  # an older version may name none
+                        served_feature_set(cfg.name, champion.feature_set, predictor.feature_sets)
                 except Exception as exc:
                     problems.append(f"model {cfg.name}: {exc}")
         except Exception as exc:

@@ -164,7 +164,7 @@ def test_batch_features_at_each_day_end_equal_the_streaming_fold(spark, settings
 
     batch = {
         (r["game_id"], r["player_id"], r["as_of_date"]): r.asDict()
-        for r in spark.read.format("delta").load(table_path(settings, gold.feature_table(FS))).collect()
+        for r in spark.read.format("delta").load(table_path(settings, FS.table)).collect()
     }
     streamed = _streamed_events(settings)
     days = {player: _applied_days(evs) for player, evs in streamed.items()}

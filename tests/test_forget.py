@@ -105,7 +105,7 @@ def test_the_profiles_fold_skips_erased_players(settings: Settings):
 
     ctx = UpdateContext(
         online_store=settings.online_store.model_dump_json(),
-        feature_set=PLAYER_ACTIVITY_V1.full_name,
+        feature_sets=(PLAYER_ACTIVITY_V1,),
         state_days=30,
         dedup_ids=100,
         checkpoint="test",

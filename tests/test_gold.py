@@ -174,12 +174,6 @@ def test_two_feature_sets_defining_one_input_differently_are_refused():
         gold.daily_inputs([SMALL, other])
 
 
-def test_a_feature_set_without_a_gold_table_is_refused():
-    assert gold.feature_table(PLAYER_ACTIVITY_V1) == "gold.player_features_v1"
-    with pytest.raises(ValueError, match="FEATURE_TABLES"):
-        gold.feature_table(SMALL)
-
-
 def test_run_rebuilds_daily_and_feature_tables_from_silver(spark, settings):
     from features.errors import TableNotFound
 

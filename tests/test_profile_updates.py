@@ -7,18 +7,19 @@ import uuid
 from typing import Any
 
 from features.config import Settings
-from features.definitions import PLAYER_ACTIVITY_V1
+from features.definitions import PLAYER_ACTIVITY_V1, FeatureUnion
 from features.online import open_online_store
 from features.profile_state import ProfileState
 from pipelines.profile_updates import UpdateContext, UpdateStats, fold_player, thin, update_players
 
 NOW = 1_790_000_000_000
 FS = PLAYER_ACTIVITY_V1
+ONLINE = FeatureUnion((FS,))
 P1 = ("demo", "p1")
 
 
 def ctx(settings: Settings, batch_id: int = 0, dedup_ids: int = 2000) -> UpdateContext:
-    return UpdateContext(settings.online_store.model_dump_json(), FS.full_name, 30, dedup_ids, "cp", batch_id)
+    return UpdateContext(settings.online_store.model_dump_json(), (FS,), 30, dedup_ids, "cp", batch_id)
 
 
 def row(
@@ -45,15 +46,15 @@ def row(
 
 
 def test_rows_at_or_below_the_players_stream_watermark_are_not_folded_again(settings: Settings) -> None:
-    first, _ = fold_player(P1, None, [row(position=3), row(position=5)], FS, ctx(settings), NOW)
-    again, stats = fold_player(P1, first, [row(position=5), row(position=4)], FS, ctx(settings, dedup_ids=0), NOW)
+    first, _ = fold_player(P1, None, [row(position=3), row(position=5)], ONLINE, ctx(settings), NOW)
+    again, stats = fold_player(P1, first, [row(position=5), row(position=4)], ONLINE, ctx(settings, dedup_ids=0), NOW)
     assert again is None
     assert stats.replayed == 2
 
 
 def test_a_new_record_past_the_watermark_is_folded(settings: Settings) -> None:
-    first, _ = fold_player(P1, None, [row(position=3)], FS, ctx(settings), NOW)
-    second, stats = fold_player(P1, first, [row(position=3), row(position=9)], FS, ctx(settings), NOW + 1)
+    first, _ = fold_player(P1, None, [row(position=3)], ONLINE, ctx(settings), NOW)
+    second, stats = fold_player(P1, first, [row(position=3), row(position=9)], ONLINE, ctx(settings), NOW + 1)
     assert second is not None
     assert (stats.replayed, stats.events_applied) == (1, 1)
     assert second.features["session_count_1d"] == 2
@@ -61,15 +62,15 @@ def test_a_new_record_past_the_watermark_is_folded(settings: Settings) -> None:
 
 
 def test_watermarks_are_kept_per_shard(settings: Settings) -> None:
-    first, _ = fold_player(P1, None, [row(position=100, shard="0")], FS, ctx(settings), NOW)
-    second, stats = fold_player(P1, first, [row(position=7, shard="1")], FS, ctx(settings), NOW)
+    first, _ = fold_player(P1, None, [row(position=100, shard="0")], ONLINE, ctx(settings), NOW)
+    second, stats = fold_player(P1, first, [row(position=7, shard="1")], ONLINE, ctx(settings), NOW)
     assert second is not None and stats.events_applied == 1
     assert second.state["applied"]["positions"] == {"0": "100", "1": "7"}
 
 
 def test_version_always_exceeds_the_stored_one_even_if_the_clock_lags(settings: Settings) -> None:
-    first, _ = fold_player(P1, None, [row(position=1)], FS, ctx(settings), NOW)
-    second, _ = fold_player(P1, first, [row(position=2)], FS, ctx(settings), NOW - 10_000)
+    first, _ = fold_player(P1, None, [row(position=1)], ONLINE, ctx(settings), NOW)
+    second, _ = fold_player(P1, first, [row(position=2)], ONLINE, ctx(settings), NOW - 10_000)
     assert first is not None and second is not None
     assert first.version == NOW
     assert second.version == NOW + 1
@@ -78,7 +79,7 @@ def test_version_always_exceeds_the_stored_one_even_if_the_clock_lags(settings: 
 def test_timestamps_are_those_of_the_most_recently_received_event(settings: Settings) -> None:
     late = row(t=NOW - 5000, received_at=NOW - 100, position=2, sent_at=NOW - 4000)
     early = row(t=NOW - 3000, received_at=NOW - 2000, position=1)
-    profile, _ = fold_player(P1, None, [late, early], FS, ctx(settings), NOW)
+    profile, _ = fold_player(P1, None, [late, early], ONLINE, ctx(settings), NOW)
     assert profile is not None
     assert profile.timestamps == {
         "event_time": NOW - 5000 + 3900,
@@ -96,7 +97,7 @@ def test_duplicates_and_quarantined_events_are_counted_apart(settings: Settings)
         row(event_id=dup_id, position=2),
         row("purchase", props={"sku": "gems", "price_usd": -1.0}, position=3),
     ]
-    profile, stats = fold_player(P1, None, rows, FS, ctx(settings), NOW)
+    profile, stats = fold_player(P1, None, rows, ONLINE, ctx(settings), NOW)
     assert (stats.events_applied, stats.duplicates, stats.quarantined) == (1, 1, 1)
     assert profile is not None and profile.features["purchase_count_7d"] == 0
 
@@ -107,7 +108,7 @@ def test_features_are_those_of_profile_state_folded_directly(settings: Settings)
         row("match_end", props={"won": False}, position=2),
         row("level_up", props={"level": 4}, t=NOW - 3 * 86_400_000, position=3),
     ]
-    profile, _ = fold_player(P1, None, rows, FS, ctx(settings), NOW)
+    profile, _ = fold_player(P1, None, rows, ONLINE, ctx(settings), NOW)
     direct = ProfileState()
     for r in sorted(rows, key=lambda r: r["event_time"]):
         direct.apply(FS, {**r, "properties": json.loads(r["properties"])}, r["event_time"], 2000)
@@ -202,5 +203,5 @@ def test_an_event_received_past_silvers_lateness_horizon_is_not_counted_online(s
     late = ctx(settings)
     late = UpdateContext(**{**late.__dict__, "late_after_days": 7.0})
     ten_days = 10 * 86_400_000
-    _, stats = fold_player(P1, None, [row(t=NOW - ten_days), row(t=NOW - 3 * 86_400_000)], FS, late, NOW)
+    _, stats = fold_player(P1, None, [row(t=NOW - ten_days), row(t=NOW - 3 * 86_400_000)], ONLINE, late, NOW)
     assert (stats.events_applied, stats.quarantined) == (1, 1)

@@ -1,7 +1,8 @@
 """Point-in-time training sets: feature snapshots joined to labels from strictly later events.
 
-A row is one ``(game_id, player_id, as_of)`` snapshot of ``gold.player_features_v1`` (a player
-is the pair ``(game_id, player_id)``; ``game_id`` is a key, never a feature), whose features were
+A row is one ``(game_id, player_id, as_of)`` snapshot of the gold table the model's feature set
+names (``cfg.fs.table``: ``gold.player_features_v1`` for ``player_activity_v1``); a player is the
+pair ``(game_id, player_id)``, and ``game_id`` is a key, never a feature. Its features were
 computed from events at or before ``as_of`` by construction, and a label from the player's
 label events in ``(as_of, as_of + horizon]``: whether one happened (occurrence), whether none
 did (absence), or the sum of a value over them (regression). The window is open at
@@ -20,17 +21,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import Settings
-from features.errors import ConfigError, TableNotFound, TrainingFailed
+from features.errors import TableNotFound, TrainingFailed
 from features.model_config import LabelSpec, ModelConfig
-from pipelines.gold import FEATURE_TABLES
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 EVENTS_TABLE = "silver.player_events"
-
-"""Feature set → the gold table of its daily snapshots (a new set version gets a new table)."""
 
 PLAYER = ("game_id", "player_id")
 """What identifies a player: labels come from the same game's events only."""
@@ -52,13 +50,8 @@ class TrainingSet:
 
 
 def features_table(cfg: ModelConfig) -> str:
-    try:
-        return FEATURE_TABLES[cfg.feature_set]
-    except KeyError:
-        raise ConfigError(
-            f"feature set '{cfg.feature_set}' of model '{cfg.name}' has no gold snapshot table; "
-            f"add it to pipelines.gold.FEATURE_TABLES (known: {sorted(FEATURE_TABLES)})"
-        ) from None
+    """The gold table of the model's feature set's day-end snapshots: the set names it."""
+    return cfg.fs.table
 
 
 def training_table(cfg: ModelConfig) -> str:

@@ -29,6 +29,8 @@ class Profile(msgspec.Struct, kw_only=True):
     """Latest event's hops: ``event_time``, ``received_at``, ``stream_at``, ``processed_at``,
     and ``profile_written_at`` (stamped by the store on write)."""
     feature_set: str = ""
+    """The online feature sets whose inputs ``state`` folds and whose ``features`` it holds,
+    comma-separated (``player_activity_v1``)."""
 
     @property
     def key(self) -> PlayerKey:
