@@ -302,7 +302,7 @@ def run_demo(
                 summary.online_profiles = store.count()
             gw.stop()  # its prediction-log sample is written on shutdown: stage 8 reads it
 
-        with stages.stage("8. land the latency samples and the prediction log; render both reports"):
+        with stages.stage("8. land the latency samples and the prediction log; render the reports"):
             summary.reports = render_reports(spark, settings, live_from)
         report_path = Path(settings.workdir) / "reports" / "demo_summary.json"
         report_path.parent.mkdir(parents=True, exist_ok=True)
