@@ -70,8 +70,6 @@ class DemoSummary:
     sent: dict[str, Any] = field(default_factory=dict)
     table_rows: dict[str, int] = field(default_factory=dict)
     online_profiles: int = 0
-    model: dict[str, Any] = field(default_factory=dict)
-    """``DEMO_MODEL``'s entry of ``models``."""
     models: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each trained model's version, aliases, holdout metrics and gate decision."""
     profile_changes: list[dict[str, Any]] = field(default_factory=list)
@@ -249,7 +247,6 @@ def run_demo(
         with stages.stage(f"4. train, validate and promote {' and '.join(DEMO_MODELS)} (xgboost, MLflow)"):
             for name in DEMO_MODELS:
                 summary.models[name] = train_validate_promote(spark, settings, name)
-            summary.model = summary.models[DEMO_MODEL]
 
         with stages.stage("5. stream profiles into the online store, then send live events"):
             from features.online import open_online_store

@@ -62,7 +62,7 @@ def test_store_offer_is_registered_with_a_champion(demo_run):
     )
     champion = client.get_model_version_by_alias("store_offer", "champion")
     assert int(champion.version) >= 1
-    assert demo_run[1].model["test_auc"] > 0.5
+    assert demo_run[1].models["store_offer"]["test_auc"] > 0.5
 
 
 def test_both_models_were_trained_validated_and_promoted_with_their_ceiling_gap(demo_run):

@@ -20,7 +20,7 @@ from features.config import Settings, load_settings
 from features.definitions import PLAYER_ACTIVITY_V1, Aggregation, FeatureSet, Recency, registry
 from features.errors import ConfigError, ModelNotFound
 from features.model_config import ModelConfig, parse_model_config
-from features.online import open_online_store
+from features.online import OnlineStore, open_online_store
 from pipelines.profile_updates import update_players
 from pipelines.profiles_stream import ProfileBatchWriter
 from serving.model_files import check_features
@@ -153,11 +153,17 @@ def test_two_sets_defining_one_recency_differently_are_refused_naming_both() -> 
 # --- the stream folds every online set ---------------------------------------------------------
 
 
-def test_a_profile_folds_the_inputs_of_every_online_set(settings: Settings) -> None:
+def fold_engaged_player(settings: Settings, *sets: FeatureSet) -> OnlineStore:
+    """The online store after the streaming fold of ``engaged_player_rows`` with the sets the
+    job is given (``player_activity_v1`` and ``sets``), as the job's executors fold them."""
     store = open_online_store(settings.online_store)
-    ctx = ProfileBatchWriter(settings, "cp", (PLAYER_ACTIVITY_V1, ENGAGEMENT_V1)).context(batch_id=0)
-
+    ctx = ProfileBatchWriter(settings, "cp", (PLAYER_ACTIVITY_V1, *sets)).context(batch_id=0)
     update_players(store, [(P1, engaged_player_rows())], ctx, clock=lambda: NOW)
+    return store
+
+
+def test_a_profile_folds_the_inputs_of_every_online_set(settings: Settings) -> None:
+    store = fold_engaged_player(settings, ENGAGEMENT_V1)
 
     profile = store.get(*P1)
     assert profile is not None
@@ -170,10 +176,7 @@ def test_a_profile_folds_the_inputs_of_every_online_set(settings: Settings) -> N
 
 def test_a_set_that_is_not_online_is_not_folded(settings: Settings) -> None:
     offline = FeatureSet("archive", 1, ENGAGEMENT_V1.aggregations, ENGAGEMENT_V1.recencies, online=False)
-    store = open_online_store(settings.online_store)
-    ctx = ProfileBatchWriter(settings, "cp", (PLAYER_ACTIVITY_V1, offline)).context(batch_id=0)
-
-    update_players(store, [(P1, engaged_player_rows())], ctx, clock=lambda: NOW)
+    store = fold_engaged_player(settings, offline)
 
     profile = store.get(*P1)
     assert profile is not None
@@ -183,9 +186,7 @@ def test_a_set_that_is_not_online_is_not_folded(settings: Settings) -> None:
 
 
 def test_serving_scores_a_second_online_sets_champion_from_the_folded_profile(settings: Settings) -> None:
-    store = open_online_store(settings.online_store)
-    ctx = ProfileBatchWriter(settings, "cp", (PLAYER_ACTIVITY_V1, ENGAGEMENT_V1)).context(batch_id=0)
-    update_players(store, [(P1, engaged_player_rows())], ctx, clock=lambda: NOW)
+    store = fold_engaged_player(settings, ENGAGEMENT_V1)
     predictor = Predictor(
         settings,
         store,

@@ -94,7 +94,7 @@ class ValidationResult:
     run_id: str
     """The MLflow run that holds the comparison."""
     metrics: dict[str, float]
-    """The candidate's: ``auc``, ``logloss``, ``calibration_error``, ``base_rate``, ``rows``."""
+    """The candidate's: ``auc``, ``logloss``, ``calibration_error``, ``calibration_noise``, ``base_rate``, ``rows``."""
     champion: ChampionScore | None
     thresholds: dict[str, float]
     aliases: list[str] = field(default_factory=list)
@@ -138,7 +138,6 @@ def score_metrics(y: np.ndarray, proba: np.ndarray, bins: int) -> dict[str, floa
     """The metrics validation compares, computed as training computes its test metrics."""
     m = classification_metrics(y, proba, bins)
     return {
-        "calibration_noise": calibration_noise(proba, bins),
         "auc": m["test_auc"],
         "logloss": m["test_logloss"],
         "brier": m["test_brier"],
@@ -192,7 +191,7 @@ def run_checks(gate: QualityGate, candidate: dict[str, float], champion: Champio
                 f"{champion.auc:.4f} − {gate.max_auc_drop_vs_champion} ({champion.how})",
             )
         )
-    checks.append(_calibration_check(gate, ece, candidate.get("calibration_noise", 0.0), int(candidate["rows"])))
+    checks.append(_calibration_check(gate, ece, candidate["calibration_noise"], int(candidate["rows"])))
     return checks
 
 
@@ -291,7 +290,10 @@ def validate(settings: Settings, name: str, version: int | None = None) -> Valid
     missing = [n for n in candidate.feature_names if n not in holdout.columns]
     if missing:
         raise TrainingFailed(f"the holdout of version {number} of '{name}' lacks features {missing} the version uses")
-    metrics = score_metrics(holdout[LABEL].to_numpy(), _score(candidate, holdout), bins)
+    scores = _score(candidate, holdout)
+    # the candidate's noise floor only: the champion's re-score is compared by AUC
+    metrics = score_metrics(holdout[LABEL].to_numpy(), scores, bins)
+    metrics["calibration_noise"] = calibration_noise(scores, bins)
     champion = _champion_score(client, name, number, holdout, bins)
     checks = run_checks(cfg.quality_gate, metrics, champion)
     status = PASSED if all(c.passed for c in checks) else FAILED
