@@ -4,14 +4,20 @@ A player is the pair ``(game_id, player_id)``: the same player id in two games i
 so every key below starts with ``game_id`` (a key column, never a model feature).
 
 ``gold.player_daily`` holds one row per (player, UTC date with silver events) and, per input
-("bucket") of the feature sets, the same partial aggregate the online profile keeps per day:
-``{bucket}_n`` (events, or events with a value for value inputs), ``{bucket}_sum`` and
-``{bucket}_max``, plus ``last_{input}_ms`` for each recency. Feature tables are computed from
-it, one per set of ``features.definitions.FEATURE_SETS``, online or not: ``fs.table``
-(``gold.player_features_v1`` for ``player_activity_v1``) has one row per player per
-date from the player's first event date to the last date in silver, read as of the end of that
-date, with the day-tiled windows of ``features.definitions``. Both are small next to silver, so
-for now each run recomputes them in full and overwrites them (no incremental merge).
+("bucket") of the feature sets, the same partial aggregate (cell) the online profile keeps per
+tile: ``{bucket}_n`` (events, or events with a value for value inputs), ``{bucket}_sum`` and
+``{bucket}_max``, plus ``_min``, ``_first``/``_last`` (``(t, v)`` structs: the smallest and the
+largest is the first and the last event, equal times broken by value) and ``_distinct`` (the
+day's distinct values) for an input a min, first, last or distinct reads; for an input a
+minute or hour window of N minutes reads, the same over the day's last N minutes
+(``{bucket}_last{N}m_*``): what that window covers at the day end, where snapshots are read
+(``features.windows``); and ``last_{input}_ms`` for each recency. Feature tables are computed
+from it, one per set of ``features.definitions.FEATURE_SETS``, online or not: ``fs.table``
+(``gold.player_features_v1`` for ``player_activity_v1``) has one row per player per date from
+the player's first event date to the last date in silver, read as of the end of that date: day
+windows over the date's rows, lifetime over every row so far, ratios last. Both are small next
+to silver, so for now each run recomputes them in full and overwrites them (no incremental
+merge).
 
 ``features_at_day_end`` is public so that training builds point-in-time sets from the same code.
 
