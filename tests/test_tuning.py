@@ -22,6 +22,7 @@ import yaml
 from features.config import Settings, load_settings
 from features.errors import ConfigError, TrainingFailed
 from features.model_config import DEFAULT_SPACE, ModelConfig, load_model_config
+from playerpulse.cli import main
 from training import tuning
 from training.dataset import LABEL
 from training.registry import ensure_experiment, tracking_client
@@ -169,6 +170,16 @@ def test_the_command_line_turns_a_search_on_off_or_changes_its_trials() -> None:
     assert with_tuning(config(), tune=False).tuning is None
     with pytest.raises(ConfigError, match="--no-tune and --trials 3 contradict"):
         with_tuning(config(), tune=False, trials=3)
+
+
+def test_train_offers_tune_and_trials_and_refuses_them_with_reproduce(capsys, tmp_path) -> None:
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--tune" in out and "--no-tune" in out and "--trials" in out
+    assert main(["train", "store_offer", "--reproduce", "abc", "--trials", "3", "--workdir", str(tmp_path)]) == 2
+    assert "cannot change it" in " ".join(capsys.readouterr().err.split())
+    assert main(["train", "store_offer", "--no-tune", "--trials", "3", "--workdir", str(tmp_path)]) == 1
+    assert "--no-tune and --trials 3 contradict" in " ".join(capsys.readouterr().err.split())
 
 
 # --- running a search -----------------------------------------------------------------------

@@ -18,11 +18,12 @@ rows logged as the holdout, and gets no alias here: ``training.validate`` re-sco
 champion on those rows and makes it ``challenger`` if it passes the model's quality gate, and
 ``training.promote`` makes a validated version ``champion``.
 
-A declaration with ``tuning:`` first searches the booster settings with Optuna
+A declaration with ``tuning:`` (or ``--tune``) first searches the booster settings with Optuna
 on the training days alone (``training.tuning``), each trial a run nested in the training run;
 the final booster is fit on all training days with the best settings and measured as above.
 
-Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--reproduce RUN_ID]``.
+Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--reproduce RUN_ID]
+[--tune | --no-tune] [--trials N]``.
 """
 
 from __future__ import annotations
@@ -381,15 +382,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from features.config import load_settings
     from pipelines.session import get_spark
+    from training.tuning import with_tuning
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--ground-truth", default=None)
     parser.add_argument("--reproduce", default=None, metavar="RUN_ID")
+    parser.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--env", default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     settings = load_settings(args.env, args.workdir)
+    config = (
+        None
+        if args.reproduce
+        else with_tuning(load_model_config(settings, args.model), tune=args.tune, trials=args.trials)
+    )
     spark = get_spark(settings, app_name=f"train-{args.model}")
     try:
         if args.reproduce:
@@ -398,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome = reproduce(spark, settings, args.model, args.reproduce)
             print(json.dumps(outcome.to_dict(), indent=2, default=str))
             return 0 if outcome.identical else 1
-        result = train_model(spark, settings, args.model, args.ground_truth)
+        result = train_model(spark, settings, args.model, args.ground_truth, config=config)
     finally:
         spark.stop()
     print(json.dumps(result.to_dict(), indent=2, default=str))
