@@ -225,6 +225,7 @@ def test_each_trial_is_a_run_nested_in_the_training_run_with_its_settings_and_me
     parent, _, _ = searched
     trials = children(store, parent)
     assert len(trials) == TRIALS
+    assert sorted(t.info.run_name for t in trials) == [f"offer-trial-{n:03d}" for n in range(TRIALS)]
     for trial in trials:
         assert trial.data.tags["mlflow.parentRunId"] == parent
         assert {f"xgb_{name}" for name in SPACE} <= set(trial.data.params)
@@ -320,9 +321,19 @@ def test_a_regression_search_minimises_rmse(store) -> None:
         label={"kind": "regression", "event_type": "purchase", "horizon_hours": 24, "value": "price_usd"},
         tuning={"trials": 3, "space": {"max_depth": {"low": 1, "high": 4}}},
     )
-    _, fitted = measured(store, frame, cfg)
+    parent, fitted = measured(store, frame, cfg)
     assert fitted.tuning is not None and fitted.tuning.direction == "minimize"
     assert fitted.tuning.best_value == fitted.tuning.trials["rmse"].min()
+    logged = {a.path for a in tracking_client(store).list_artifacts(parent, "tuning")}
+    assert logged == {"tuning/trials.csv", "tuning/trials.png"}  # three trials: too few for importances
+
+
+def test_a_timeout_stops_the_search_before_its_trials_are_done_and_the_run_says_how_many_ran(store) -> None:
+    cfg = config(tuning={"trials": 500, "timeout_minutes": 0.0001, "space": SPACE})  # 6 ms
+    parent, fitted = measured(store, rows(), cfg)
+    params = tracking_client(store).get_run(parent).data.params
+    assert fitted.tuning is not None and 1 <= len(fitted.tuning.trials) < 500
+    assert params["tuning_trials"] == str(len(fitted.tuning.trials)) and params["tuning_trials_requested"] == "500"
 
 
 def test_too_few_training_days_to_validate_a_search_is_refused_saying_why(store) -> None:
