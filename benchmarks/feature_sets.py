@@ -73,7 +73,7 @@ def measure(
                 "seed": seed,
                 "feature_set": name,
                 "features": len(cfg.feature_names),
-                "auc": m.get("auc"),
+                "auc": m.get("test_auc"),
                 "auc_on_ceiling_rows": m.get("auc_on_ceiling_rows"),
                 "auc_ceiling": m.get("auc_ceiling"),
                 "gap": m.get("auc_gap_to_ceiling"),
@@ -86,7 +86,7 @@ def measure(
 def _table(rows: list[dict[str, Any]], model: str) -> Table:
     table = Table(title=f"{model}: holdout AUC per feature set, against the ground-truth ceiling")
     for col in ("seed", "feature set", "features", "AUC", "AUC on ceiling rows", "ceiling", "gap", "train s"):
-        table.add_column(col, justify="left" if col == "feature set" else "right")
+        table.add_column(col, justify="left" if col == "feature set" else "right", no_wrap=True)
     for r in rows:
         table.add_row(
             str(r["seed"]),
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in sets if s not in FEATURE_SETS]
     if unknown:
         parser.error(f"unknown feature sets {unknown} (known: {sorted(FEATURE_SETS)})")
-    console = Console()
+    console = Console(width=max(Console().width, 120))
     from pipelines.session import get_spark
 
     spark = get_spark(load_settings("local", Path(tempfile.mkdtemp(prefix="pp-fsets-"))), app_name="bench-feature-sets")
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in sets:
         gaps = [r["gap"] for r in rows if r["feature_set"] == name and r["gap"] is not None]
         aucs = [r["auc"] for r in rows if r["feature_set"] == name and r["auc"] is not None]
-        if gaps:
+        if gaps and aucs:
             console.print(
                 f"{name}: mean AUC {statistics.mean(aucs):.4f}, mean gap to the ceiling {statistics.mean(gaps):.4f} "
                 f"over {len(gaps)} seed(s)"
