@@ -1,14 +1,16 @@
 """Event → profile freshness under a steady load, with the streaming profiles job run as a user runs it.
 
     .venv/bin/python benchmarks/freshness.py [--rate 5000] [--seconds 60] [--players 20000]
-        [--batch-events 20] [--connections 4] [--history-days 30] [--trigger-ms MS]
+        [--batch-events 20] [--connections 8] [--history-days 30] [--trigger-ms MS]
         [--ramp | --no-ramp] [--ramp-steps 2500 5000 7500 10000] [--step-seconds 15] [--quick] [--out FILE]
+        [--spark-conf KEY=VALUE ...] [--stream-shards N] [--keep]
 
 In a fresh temporary work folder it starts, each in its own process, the collector
 (``playerpulse serve``, ``playerpulse.gateway.Gateway``) and the profiles job (``playerpulse
 stream profiles`` on the embedded SQLite stream and online store, configured by a copy of
 ``conf/`` whose only change is Spark's streaming progress log at INFO, so the job's own
-per-batch durations land in its log). Before the job starts, every player gets the profile a
+per-batch durations land in its log; ``--spark-conf`` and ``--stream-shards`` change that copy
+too, to measure a tuning without touching the defaults). Before the job starts, every player gets the profile a
 30-day simulated player has (``--history-days``; 0 starts every player from nothing), so each
 fold reads and rewrites a profile of a live game's size. Once the job has committed its first
 micro-batch and a warm-up at the rate has passed, a steady load (``benchmarks.freshness_load``:
@@ -64,6 +66,7 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 import msgspec  # noqa: E402
+import yaml  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
@@ -119,10 +122,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seconds", type=float, default=None, help="length of the main run (default 60; quick 15)")
     ap.add_argument("--players", type=int, default=20_000, help="players the load cycles through")
     ap.add_argument("--batch-events", type=int, default=20, help="events of one player per request (an SDK flush)")
-    ap.add_argument("--connections", type=int, default=4, help="keep-alive connections of the load generator")
+    ap.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     ap.add_argument("--history-days", type=int, default=30, help="days of simulated history in every profile (0: none)")
     ap.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring (default 10; quick 5)")
     ap.add_argument("--trigger-ms", type=int, default=None, help="the job's trigger interval (default: configuration)")
+    ap.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for the job (spark.conf in the run's configuration), to measure a tuning",
+    )
+    ap.add_argument("--stream-shards", type=int, default=None, help="shards of the embedded stream (default: conf)")
     ap.add_argument(
         "--ramp",
         action=argparse.BooleanOptionalAction,
@@ -142,13 +153,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.ramp = args.ramp if args.ramp is not None else not quick
     args.ramp_steps = args.ramp_steps or ([1000.0, 2000.0, 3000.0] if quick else [2500.0, 5000.0, 7500.0, 10000.0])
     args.step_seconds = args.step_seconds if args.step_seconds is not None else (8.0 if quick else 15.0)
+    for item in args.spark_conf:
+        if "=" not in item:
+            ap.error(f"--spark-conf takes KEY=VALUE, not {item!r}")
     if args.rate <= 0 or args.seconds <= 0 or args.batch_events < 1 or args.connections < 1 or args.players < 1:
         ap.error("--rate, --seconds, --batch-events, --connections and --players must be positive")
     return args
 
 
-def bench_conf(tmp: Path) -> Path:
-    """A copy of ``conf/`` whose Spark log also carries each micro-batch's progress report."""
+def bench_conf(tmp: Path, spark_conf: list[str], shards: int | None) -> Path:
+    """A copy of ``conf/`` whose Spark log also carries each micro-batch's progress report; with
+    ``spark_conf`` (``KEY=VALUE``) and ``shards``, ``local.yaml`` changed only in those."""
     conf = tmp / "conf"
     shutil.copytree(conf_dir(), conf)
     log4j = conf / "log4j2.properties"
@@ -157,6 +172,14 @@ def bench_conf(tmp: Path) -> Path:
         + "\n# benchmarks/freshness.py: each micro-batch's progress report (durations, rows, offsets)\n"
         + f"logger.progress.name = {PROGRESS_LOGGER}\nlogger.progress.level = info\n"
     )
+    if spark_conf or shards is not None:
+        local = yaml.safe_load((conf / "local.yaml").read_text())
+        if spark_conf:
+            extra = dict(item.split("=", 1) for item in spark_conf)
+            local.setdefault("spark", {})["conf"] = {**(local["spark"].get("conf") or {}), **extra}
+        if shards is not None:
+            local["stream"]["shards"] = shards
+        (conf / "local.yaml").write_text(yaml.safe_dump(local, sort_keys=False))
     return conf
 
 
@@ -344,7 +367,7 @@ class Run:
 
 def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
     tmp = Path(tempfile.mkdtemp(prefix="pp-fresh-"))
-    conf = bench_conf(tmp)
+    conf = bench_conf(tmp, args.spark_conf, args.stream_shards)
     os.environ[CONF_DIR_VAR] = str(conf)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -358,6 +381,7 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
             "max_records_per_batch": settings.streaming.max_records_per_batch,
             "shards": getattr(settings.stream, "shards", None),
             "spark_master": settings.spark.master,
+            "spark_conf": dict(settings.spark.conf),
             "workdir": str(workdir),
         },
         load_before=os.getloadavg(),
@@ -700,6 +724,7 @@ def render(run: Run, summary: Summary, console: Console) -> None:
         f"{args.players:,} players, {args.batch_events} events a request, {args.connections} connections; "
         + (f"profiles seeded with {args.history_days} days ({run.profile_bytes:,} bytes)" if run.profile_bytes else "")
         + f"; job start-up {run.startup_s:.0f} s"
+        + (f"; Spark settings {run.settings['spark_conf']}" if run.settings.get("spark_conf") else "")
     )
     load = Table(
         "phase", "asked events/s", "achieved events/s", "requests", "failed", "send lag p99 ms", "request p50 / p99 ms"
@@ -788,12 +813,15 @@ def render(run: Run, summary: Summary, console: Console) -> None:
                 f"sustained rate: {sus.rate:,.0f} events/s (the backlog grew at {sus.first_growing:,.0f} events/s)"
             )
 
-    cpu = Table("process", "CPU-s", "cores busy")
+    cpu = Table("process", "CPU-s", "cores busy", "CPU µs an event")
     wall = run.cpu_s.get("wall seconds", math.nan)
-    cpu.title = f"CPU during the main run ({wall:.0f} s)"
+    acked = next((p.acked_events for p in run.phases if p.name == "main"), 0)
+    cpu.title = f"CPU during the main run ({wall:.0f} s, {acked:,} events)"
     for name, used in run.cpu_s.items():
         if name != "wall seconds":
-            cpu.add_row(name, f"{used:,.1f}", f"{used / wall:.2f}")
+            mine = not name.startswith("everything else")
+            per_event = f"{used / acked * 1e6:,.0f}" if acked and mine else ""
+            cpu.add_row(name, f"{used:,.1f}", f"{used / wall:.2f}", per_event)
     console.print(cpu)
 
     targets = Table("target (2 cores)", "measured", "verdict")
