@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars browser demo test test-erasure lint bench-collector bench-serving bench-lakehouse bench-feature-sets clean
+.PHONY: install python-deps jars browser demo test test-erasure lint bench-collector bench-serving bench-lakehouse bench-feature-sets bench-freshness clean
 
 install: python-deps jars browser
 
@@ -74,6 +74,12 @@ bench-serving: python-deps
 # AUC against the ground-truth ceiling, player_activity_v1 against v2.
 bench-feature-sets: install
 	$(BIN)/python benchmarks/feature_sets.py $(BENCH_ARGS)
+
+# Event → profile freshness: a steady load through the collector while `playerpulse stream profiles`
+# runs (its own process), every acknowledged batch timed to the first profile read showing it, then a
+# ramp until the job's backlog grows (BENCH_ARGS=--quick: 1,000 events/s for 15 s, no ramp).
+bench-freshness: install
+	$(BIN)/python benchmarks/freshness.py $(BENCH_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .
