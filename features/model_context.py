@@ -55,8 +55,8 @@ ENVELOPE_SOURCES: dict[str, str] = {"platform": "string", "app_version": "string
 typed properties of ``PROPERTY_TYPES``)."""
 SOURCE_TYPES: dict[str, str] = {**ENVELOPE_SOURCES, **PROPERTY_TYPES}
 """Every silver column a ``latest_property`` may read, with its type."""
-_FITS: dict[str, tuple[str, ...]] = {"category": ("string",), "bool": ("boolean",), "int": ("double",)}
-_FITS["float"] = _FITS["int"]
+_FITS: dict[str, str] = {"category": "string", "bool": "boolean", "int": "double", "float": "double"}
+"""The property type a field of each type reads in training."""
 
 
 class _Strict(BaseModel):
@@ -198,10 +198,10 @@ class ContextField(_Strict):
         if isinstance(self.training, LatestPropertySource):
             source = self.training.latest_property
             kind = SOURCE_TYPES[source.property]
-            if kind not in _FITS[t]:
+            if kind != _FITS[t]:
                 return (
                     f"training reads {source.property}, a {kind} value, which a {t} field cannot take "
-                    f"(a {t} field reads a {' or '.join(_FITS[t])} property)"
+                    f"(a {t} field reads a {_FITS[t]} property)"
                 )
         return None
 

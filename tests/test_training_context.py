@@ -23,7 +23,8 @@ from serving.models import ChampionCache
 from serving.predict import Predictor
 from training.dataset import build_training_set
 from training.registry import tracking_client
-from training.train import train_model
+from training.train import TrainResult, train_model
+from training.validate import validate
 
 pytestmark = pytest.mark.spark
 
@@ -211,10 +212,14 @@ def test_the_context_columns_follow_the_features_and_precede_the_label(spark: An
 
 
 @pytest.fixture(scope="module")
-def served(spark: Any, lake: Settings, rows: Any) -> Predictor:
-    """The model trained on the lake, made champion, and a predictor over a real online store."""
-    result = train_model(spark, lake, "ctx")
-    tracking_client(lake).set_registered_model_alias("ctx", "champion", str(result.version))
+def trained(spark: Any, lake: Settings, rows: Any) -> TrainResult:
+    return train_model(spark, lake, "ctx")
+
+
+@pytest.fixture(scope="module")
+def served(lake: Settings, trained: TrainResult) -> Predictor:
+    """The trained version made champion, and a predictor over a real online store."""
+    tracking_client(lake).set_registered_model_alias("ctx", "champion", str(trained.version))
     store = open_online_store(lake.online_store)
     store.put([Profile(game_id="demo", player_id="p1", version=1, as_of=1, features={}, state={})])
     return Predictor(lake, store)
@@ -232,3 +237,10 @@ def test_the_served_score_follows_the_context_the_model_learned_from(served: Pre
     ios = served.predict("ctx", "demo", "p1", {"platform": "ios", "screen": "shop"})
     assert (android["fallback"], ios["fallback"]) == (False, False)
     assert android["prediction"]["score"] > 0.5 > 0.2 > ios["prediction"]["score"]
+
+
+def test_validation_rescores_the_version_on_its_holdout_with_the_context_columns(
+    lake: Settings, trained: TrainResult
+) -> None:
+    result = validate(lake, "ctx", trained.version)
+    assert result.metrics["auc"] == pytest.approx(trained.metrics["test_auc"]) and result.metrics["auc"] > 0.8
