@@ -2,14 +2,17 @@
 
 A ``FeatureSet`` is a versioned list of aggregations over player events, in the spirit of
 Chronon's ``GroupBy``: each ``Aggregation`` names the event types it reads, an optional typed
-property, an operation and windows in days. Output names are predictable:
-``{input}_{op}_{window}d`` (``purchase_price_usd_sum_30d``) and ``days_since_last_{input}``.
+property, an operation (count, sum, avg, min, max, first, last, distinct) and windows from
+minutes to lifetime. Output names are predictable: ``{input}_{op}_{window}``
+(``purchase_price_usd_sum_30d``, ``store_view_count_15m``, ``purchase_count_lifetime``) and
+``days_since_last_{input}`` / ``minutes_since_last_{input}``.
 
-Windows are *day-tiled*: a window of N days as of time T covers the UTC event dates
-``date(T)-N+1 … date(T)`` and only events at or before T. Both the batch job (from
-``gold.player_daily``) and the streaming job (from per-day buckets in the online profile) use
-exactly these semantics, which is what lets a test prove them equal. Changing a definition means
-adding a new version, never editing a published one.
+What a window covers as of a time T is defined once, in ``features.windows``: 5-minute tiles
+for minute and hour windows, UTC days for day windows, one cell for lifetime, and only events at
+or before T. The batch job (``gold.player_daily``), the streaming job (tiles in the online
+profile) and serving (which reads those tiles as of the request time) use exactly these
+semantics, which is what lets a test prove them equal. Changing a definition means adding a new
+version, never editing a published one.
 
 Each set says whether it is served online (``online``) and names its gold table (``table``), so
 every consumer starts from the set: the gold job writes ``fs.table``, training reads it, the
@@ -24,59 +27,149 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from features.contract import EVENT_TYPES
 from features.properties import PROPERTY_TYPES
+from features.windows import Resolution, Window
 
-Op = Literal["count", "sum", "avg", "max"]
+Op = Literal["count", "sum", "avg", "min", "max", "first", "last", "distinct"]
+OPS: tuple[str, ...] = ("count", "sum", "avg", "min", "max", "first", "last", "distinct")
+NUMERIC_OPS = frozenset({"sum", "avg", "min", "max"})
+"""Operations that need a numeric (or boolean, read as 1.0/0.0) property."""
+EXTENDED_OPS = frozenset({"min", "first", "last", "distinct"})
+"""Operations whose partial aggregate is beyond ``[n, sum, max]``: a bucket any of them reads
+keeps the extended cell (``features.profile_state.CELL``)."""
 Buckets = dict[str, tuple[tuple[str, ...], str | None]]
-"""Per-day partial aggregates: input → (event types, value property or ``None`` for a count)."""
+"""Partial aggregates per tile: input → (event types, value property or ``None`` for a count)."""
 GOLD_TABLE = re.compile(r"^gold\.[a-z][a-z0-9_]{0,127}$")
+WindowSpec = int | str | Window
+"""How a window is written: ``7`` (days), ``"15m"``, ``"1h"``, ``"7d"``, ``"lifetime"``."""
 
 
 @dataclass(frozen=True)
 class Aggregation:
-    """``op`` over ``value`` (or over events, for count) of ``event_types``, per window."""
+    """``op`` over ``value`` (or over events, for count) of ``event_types``, per window.
+
+    ``count`` counts events; ``sum``, ``avg``, ``min``
+    and ``max`` read a numeric property; ``first`` and ``last`` give the value of the earliest
+    and latest event in the window (on equal times, the smallest and the largest value, so the
+    answer never depends on arrival order), and ``distinct`` counts distinct values exactly;
+    these three read any property, strings included."""
 
     input: str
     event_types: tuple[str, ...]
     op: Op
-    windows: tuple[int, ...]
+    windows: tuple[WindowSpec, ...]
     value: str | None = None
 
     def __post_init__(self) -> None:
         unknown = set(self.event_types) - set(EVENT_TYPES)
         if unknown:
             raise ValueError(f"aggregation '{self.input}': unknown event types {sorted(unknown)}")
-        if self.op == "count" and self.value is not None:
-            raise ValueError(f"aggregation '{self.input}': count takes no value")
-        if self.op != "count" and self.value not in PROPERTY_TYPES:
-            raise ValueError(f"aggregation '{self.input}': op {self.op} needs a known numeric property")
-        if self.value is not None and PROPERTY_TYPES[self.value] == "string":
-            raise ValueError(f"aggregation '{self.input}': property {self.value} is not numeric")
-        if not self.windows or any(w < 1 for w in self.windows):
-            raise ValueError(f"aggregation '{self.input}': windows must be whole days >= 1")
+        if self.op not in OPS:
+            raise ValueError(f"aggregation '{self.input}': unknown operation '{self.op}' (known: {', '.join(OPS)})")
+        if self.op == "count":
+            if self.value is not None:
+                raise ValueError(f"aggregation '{self.input}': count takes no value")
+        elif self.value not in PROPERTY_TYPES:
+            raise ValueError(f"aggregation '{self.input}': op {self.op} needs a known property")
+        elif self.op in NUMERIC_OPS and PROPERTY_TYPES[self.value] == "string":
+            raise ValueError(f"aggregation '{self.input}': op {self.op} needs a numeric property, {self.value} is not")
+        if not self.windows:
+            raise ValueError(f"aggregation '{self.input}': give at least one window")
+        try:
+            windows = tuple(Window.parse(w) for w in self.windows)
+        except ValueError as exc:
+            raise ValueError(f"aggregation '{self.input}': {exc}") from None
+        if len({w.label for w in windows}) != len(windows):
+            raise ValueError(f"aggregation '{self.input}': a window is listed twice")
+        object.__setattr__(self, "windows", windows)
 
     @property
     def bucket(self) -> str:
-        """Name of the per-day partial aggregate this reads (shared by aggregations of one input)."""
+        """Name of the partial aggregate this reads (shared by aggregations of one input)."""
         return self.input
 
-    def output_name(self, window: int) -> str:
-        return f"{self.input}_{self.op}_{window}d"
+    @property
+    def parsed_windows(self) -> tuple[Window, ...]:
+        return self.windows  # type: ignore[return-value]  # parsed in __post_init__
+
+    def output_name(self, window: WindowSpec) -> str:
+        return f"{self.input}_{self.op}_{Window.parse(window).label}"
+
+
+RecencyUnit = Literal["days", "minutes"]
 
 
 @dataclass(frozen=True)
 class Recency:
-    """Days since the latest event of ``event_types`` as of T (``None`` if there is none)."""
+    """Days (or minutes) since the latest event of ``event_types`` as of T (``None`` if there
+    is none): ``days_since_last_{input}`` / ``minutes_since_last_{input}``."""
 
     input: str
     event_types: tuple[str, ...]
+    unit: RecencyUnit = "days"
+
+    def __post_init__(self) -> None:
+        if self.unit not in ("days", "minutes"):
+            raise ValueError(f"recency '{self.input}': unit must be days or minutes, not {self.unit!r}")
 
     @property
     def output_name(self) -> str:
-        return f"days_since_last_{self.input}"
+        return f"{self.unit}_since_last_{self.input}"
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A trend or rate from two features of the same set: ``numerator / denominator * scale``
+    (``None`` when the denominator is 0 or missing), e.g. 1-day sessions against the 7-day
+    daily average. Computed after the aggregations, alike in batch, streaming and serving."""
+
+    name: str
+    numerator: str
+    denominator: str
+    scale: float = 1.0
+
+    @property
+    def output_name(self) -> str:
+        return self.name
+
+    def value(self, numerator: float | int | None, denominator: float | int | None) -> float | None:
+        if numerator is None or not denominator:
+            return None
+        return numerator / denominator * self.scale
+
+
+@dataclass(frozen=True)
+class BucketPlan:
+    """How one input is folded: its source, the resolutions its windows read, and whether its
+    cells carry the extended parts (min, first, last, distinct)."""
+
+    name: str
+    event_types: frozenset[str]
+    value: str | None
+    resolutions: frozenset[Resolution]
+    extended: bool
+
+
+def _bucket_plans(aggregations: Iterable[Aggregation]) -> tuple[BucketPlan, ...]:
+    sources: dict[str, tuple[tuple[str, ...], str | None]] = {}
+    resolutions: dict[str, set[Resolution]] = {}
+    extended: dict[str, bool] = {}
+    for agg in aggregations:
+        sources.setdefault(agg.bucket, (agg.event_types, agg.value))
+        resolutions.setdefault(agg.bucket, set()).update(w.resolution for w in agg.parsed_windows)
+        extended[agg.bucket] = extended.get(agg.bucket, False) or agg.op in EXTENDED_OPS
+    return tuple(
+        BucketPlan(name, frozenset(types), value, frozenset(resolutions[name]), extended[name])
+        for name, (types, value) in sources.items()
+    )
+
+
+def _longest_tile_minutes(aggregations: Iterable[Aggregation]) -> int:
+    return max((w.minutes for a in aggregations for w in a.parsed_windows if w.resolution == "tile"), default=0)
 
 
 @dataclass(frozen=True)
@@ -87,6 +180,8 @@ class FeatureSet:
     version: int
     aggregations: tuple[Aggregation, ...]
     recencies: tuple[Recency, ...] = field(default_factory=tuple)
+    ratios: tuple[Ratio, ...] = field(default_factory=tuple)
+    """Features derived from two of the set's aggregations (trends, rates), listed last."""
     online: bool = True
     """Whether serving computes this set from online profiles: the streaming job folds the
     inputs of every online set, and a model on a set that is not online is refused, since its
@@ -104,6 +199,19 @@ class FeatureSet:
         names = self.feature_names
         if len(names) != len(set(names)):
             raise ValueError(f"feature set {self.full_name} has duplicate feature names")
+        numeric = {
+            a.output_name(w)
+            for a in self.aggregations
+            if not (a.op in ("first", "last") and a.value is not None and PROPERTY_TYPES[a.value] == "string")
+            for w in a.windows
+        }
+        for ratio in self.ratios:
+            for part in (ratio.numerator, ratio.denominator):
+                if part not in numeric:
+                    raise ValueError(
+                        f"feature set {self.full_name}: ratio {ratio.name} reads {part}, "
+                        "not a numeric aggregation of the set"
+                    )
         if self.gold_table is not None and not GOLD_TABLE.match(self.gold_table):
             raise ValueError(
                 f"feature set {self.full_name}: gold_table '{self.gold_table}' must be gold.<lower-case name>"
@@ -123,19 +231,34 @@ class FeatureSet:
     @property
     def feature_names(self) -> list[str]:
         out = [a.output_name(w) for a in self.aggregations for w in a.windows]
-        return out + [r.output_name for r in self.recencies]
+        return out + [r.output_name for r in self.recencies] + [r.output_name for r in self.ratios]
+
+    def longest_window(self) -> tuple[int, str]:
+        """``(days, feature name)`` of the set's longest day window: how many days of day
+        tiles online state must keep (``(0, "")`` when it has none; minute tiles are kept for
+        the longest minute window, lifetime cells for ever)."""
+        return max(
+            ((w.span_days, a.output_name(w)) for a in self.aggregations for w in a.parsed_windows if w.span_days),
+            default=(0, ""),
+        )
 
     @property
     def max_window_days(self) -> int:
-        return max(w for a in self.aggregations for w in a.windows)
-
-    def longest_window(self) -> tuple[int, str]:
-        """``(days, feature name)`` of the set's longest window: what online state must keep."""
-        return max((w, a.output_name(w)) for a in self.aggregations for w in a.windows)
+        return self.longest_window()[0]
 
     def buckets(self) -> Buckets:
-        """Per-day partial aggregates needed: input → (event types, value property)."""
+        """Partial aggregates needed: input → (event types, value property)."""
         return {a.bucket: (a.event_types, a.value) for a in self.aggregations}
+
+    @cached_property
+    def fold_plan(self) -> tuple[BucketPlan, ...]:
+        """Each input once, as ``ProfileState.apply`` folds it."""
+        return _bucket_plans(self.aggregations)
+
+    @cached_property
+    def tile_minutes(self) -> int:
+        """The longest minute or hour window: how long online state keeps 5-minute tiles."""
+        return _longest_tile_minutes(self.aggregations)
 
 
 @dataclass(frozen=True)
@@ -149,6 +272,10 @@ class FeatureUnion:
     sets: tuple[FeatureSet, ...]
     _buckets: Buckets = field(init=False, repr=False, compare=False)
     _recencies: tuple[Recency, ...] = field(init=False, repr=False, compare=False)
+    fold_plan: tuple[BucketPlan, ...] = field(init=False, repr=False, compare=False)
+    """Every set's inputs, each once, with the resolutions any set reads them at."""
+    tile_minutes: int = field(init=False, repr=False, compare=False)
+    """The longest minute or hour window of any set."""
 
     def __post_init__(self) -> None:
         if not self.sets:
@@ -167,9 +294,12 @@ class FeatureUnion:
         # computed once: the streaming fold asks for them on every event
         object.__setattr__(self, "_buckets", {name: source for name, (_, source) in buckets.items()})
         object.__setattr__(self, "_recencies", tuple(rec for _, rec in recencies.values()))
+        aggregations = [a for fs in self.sets for a in fs.aggregations]
+        object.__setattr__(self, "fold_plan", _bucket_plans(aggregations))
+        object.__setattr__(self, "tile_minutes", _longest_tile_minutes(aggregations))
 
     def buckets(self) -> Buckets:
-        """Every set's per-day partial aggregates, each input once."""
+        """Every set's partial aggregates, each input once."""
         return self._buckets
 
     @property
@@ -233,7 +363,49 @@ PLAYER_ACTIVITY_V1 = FeatureSet(
     gold_table="gold.player_features_v1",  # named before tables derived from the set: lakes keep it
 )
 
-FEATURE_SETS: dict[str, FeatureSet] = registry(PLAYER_ACTIVITY_V1)
+PLAYER_ACTIVITY_V2 = FeatureSet(
+    name="player_activity",
+    version=2,
+    aggregations=(
+        # what the player is doing right now: minutes to hours
+        Aggregation("session", ("session_start",), "count", ("1h", 1, 7, 30)),
+        Aggregation("store_view", ("store_view",), "count", ("15m", "1h", 1, 7)),
+        Aggregation("offer_shown", ("offer_shown",), "count", ("1h", 1, 7)),
+        Aggregation("match", ("match_end",), "count", ("1h", 1, 7)),
+        Aggregation("match_won", ("match_end",), "avg", (1, 7), value="won"),
+        Aggregation("match_won", ("match_end",), "last", ("lifetime",), value="won"),
+        Aggregation("session_duration_s", ("session_end",), "sum", (1, 7), value="duration_s"),
+        Aggregation("session_duration_s", ("session_end",), "avg", (7,), value="duration_s"),
+        Aggregation("level", ("level_up",), "last", ("lifetime",), value="level"),
+        Aggregation("level_up", ("level_up",), "count", (7,)),
+        # spending, recent and over the player's whole life
+        Aggregation("purchase", ("purchase",), "count", (7, 30, "lifetime")),
+        Aggregation("purchase_price_usd", ("purchase",), "sum", (30, "lifetime"), value="price_usd"),
+        Aggregation("purchase_price_usd", ("purchase",), "max", ("lifetime",), value="price_usd"),
+        Aggregation("purchase_price_usd", ("purchase",), "last", ("lifetime",), value="price_usd"),
+        Aggregation("purchase_sku", ("purchase",), "distinct", (30,), value="sku"),
+        Aggregation("currency_earn_amount", ("currency_earn",), "sum", (7,), value="amount"),
+        Aggregation("currency_spend_amount", ("currency_spend",), "sum", (1, 7), value="amount"),
+        Aggregation("ad_view", ("ad_view",), "count", (1, 7)),
+        Aggregation("event", EVENT_TYPES, "count", ("lifetime",)),
+    ),
+    recencies=(
+        Recency("event", EVENT_TYPES),
+        Recency("event", EVENT_TYPES, unit="minutes"),
+        Recency("purchase", ("purchase",)),
+        Recency("store_view", ("store_view",), unit="minutes"),
+    ),
+    ratios=(
+        # today against the last week's daily average: > 1 is a player warming up
+        Ratio("session_trend_1d_7d", "session_count_1d", "session_count_7d", scale=7.0),
+        Ratio("store_view_trend_1d_7d", "store_view_count_1d", "store_view_count_7d", scale=7.0),
+        Ratio("spend_trend_1d_7d", "currency_spend_amount_sum_1d", "currency_spend_amount_sum_7d", scale=7.0),
+        Ratio("purchase_per_session_30d", "purchase_count_30d", "session_count_30d"),
+    ),
+    online=True,
+)
+
+FEATURE_SETS: dict[str, FeatureSet] = registry(PLAYER_ACTIVITY_V1, PLAYER_ACTIVITY_V2)
 """Every feature set this code defines, by ``full_name``."""
 
 

@@ -142,6 +142,107 @@ class TrainingSpec(_Strict):
     window with their neighbours; a sparser cadence trades rows for independence."""
 
 
+TUNABLE_PARAMS = tuple(n for n in XGBoostParams.model_fields if n != "nthread")
+"""Booster settings a search may vary: every ``XGBoostParams`` key but ``nthread``, which changes
+how fast a trial runs, not what it learns."""
+CLASSIFIER_METRICS = ("auc", "logloss")
+REGRESSOR_METRICS = ("rmse", "mae")
+MAXIMIZED_METRICS = ("auc",)
+"""Every other tuning metric is a loss, minimised."""
+
+
+class ParamRange(_Strict):
+    """Where one booster setting is searched: ``{low, high}`` (both included; ``log: true``
+    samples on a log scale, for rates and penalties that matter by order of magnitude), or
+    ``{choices: [...]}``. Integer settings (``max_depth``, ``max_bin``) take integer bounds."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[int | float] | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log:
+                raise ValueError("takes either 'choices' or 'low'/'high' (with 'log'), not both")
+            if not self.choices:
+                raise ValueError("'choices' must list at least one value")
+            if len(set(self.choices)) != len(self.choices):
+                raise ValueError(f"'choices' lists a value more than once: {self.choices}")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs both 'low' and 'high' (or 'choices')")
+        if self.low > self.high:
+            raise ValueError(f"low {self.low} is above high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {self.low}")
+        return self
+
+    @property
+    def values(self) -> list[int | float]:
+        """The values the declaration names: the choices, or the two bounds."""
+        return list(self.choices) if self.choices is not None else [self.low, self.high]  # type: ignore[list-item]
+
+
+DEFAULT_SPACE: dict[str, ParamRange] = {
+    "eta": ParamRange(low=0.02, high=0.3, log=True),
+    "max_depth": ParamRange(low=2, high=8),
+    "min_child_weight": ParamRange(low=1, high=20, log=True),
+    "subsample": ParamRange(low=0.6, high=1.0),
+    "colsample_bytree": ParamRange(low=0.6, high=1.0),
+    "reg_lambda": ParamRange(low=0.1, high=10, log=True),
+}
+"""What ``tuning: {}`` or ``playerpulse train MODEL --tune`` searches when no ``space`` is declared."""
+
+
+class TuningSpec(_Strict):
+    """A hyper-parameter search (the declaration's ``tuning:``) before the model is trained.
+
+    The search sees the training days only: their last ``training.test_days`` days validate each
+    trial (with early stopping, as the final fit does), so the test days still measure once.
+    """
+
+    trials: int = Field(20, ge=1, le=1000)
+    timeout_minutes: float | None = Field(None, gt=0)
+    """Stop starting trials after this long (the running one finishes); then the number of trials,
+    and so the best parameters, depend on the machine's speed."""
+    metric: Literal["auc", "logloss", "rmse", "mae"] | None = None
+    """What a trial is judged by on the validation days; default ``auc`` for classifiers (what the
+    quality gate reads), ``rmse`` for regressions."""
+    sampler_seed: int | None = None
+    """Seed of Optuna's TPE sampler; default ``training.seed``, so a rerun on the same rows
+    proposes the same trials."""
+    space: dict[str, ParamRange] = Field(default_factory=lambda: dict(DEFAULT_SPACE))
+    """Booster setting → range; each trial takes the declared ``training.xgboost`` and overrides these."""
+
+    @field_validator("space")
+    @classmethod
+    def _tunable_and_valid(cls, space: dict[str, ParamRange]) -> dict[str, ParamRange]:
+        if not space:
+            raise ValueError("must name at least one booster setting to search, or be omitted for the default space")
+        for name, rng in space.items():
+            if name not in TUNABLE_PARAMS:
+                tunable = ", ".join(TUNABLE_PARAMS)
+                raise ValueError(f"'{name}' is not a booster setting a search may vary (tunable: {tunable})")
+            integer = XGBoostParams.model_fields[name].annotation is int
+            for value in rng.values:
+                if integer and float(value) != int(value):
+                    raise ValueError(f"'{name}' is an integer setting, so its range takes integers, got {value}")
+                try:
+                    XGBoostParams.model_validate({name: int(value) if integer else float(value)})
+                except ValidationError as exc:
+                    why = exc.errors()[0]["msg"]
+                    raise ValueError(f"'{name}': {value} is outside what training.xgboost accepts ({why})") from None
+        return space
+
+    def metric_for(self, label: LabelSpec) -> str:
+        return self.metric or ("auc" if label.is_classification else "rmse")
+
+    def seed_for(self, training: TrainingSpec) -> int:
+        return training.seed if self.sampler_seed is None else self.sampler_seed
+
+
 class QualityGate(_Strict):
     """What ``playerpulse validate`` requires of a version before it may become ``challenger``
     (and so, without ``--force``, ``champion``). Each key is also the name of the check that
@@ -252,6 +353,8 @@ class ModelConfig(_Strict):
     fallback: FallbackSpec
     serving: ServingSpec = ServingSpec()
     expectations: TrainingSetExpectations = TrainingSetExpectations()
+    tuning: TuningSpec | None = None
+    """A hyper-parameter search before training (``training/tuning.py``); none: train as declared."""
     context: list[ContextField] = []
     """Request-time fields the game sends with a predict call (``features.model_context``): model
     inputs after the features, in this order."""
@@ -303,6 +406,19 @@ class ModelConfig(_Strict):
         if not self.label.is_classification and e.label_share is not None:
             raise ValueError("expectations.label_share bounds a classification label; a regressor takes label_range")
         return self
+
+    @field_validator("tuning")
+    @classmethod
+    def _tuning_metric_fits_the_label(cls, v: TuningSpec | None, info: ValidationInfo) -> TuningSpec | None:
+        label = info.data.get("label")
+        if v is None or v.metric is None or label is None:
+            return v
+        allowed = CLASSIFIER_METRICS if label.is_classification else REGRESSOR_METRICS
+        if v.metric not in allowed:
+            raise ValueError(
+                f"metric '{v.metric}' does not judge a {label.kind} label (use one of {', '.join(allowed)})"
+            )
+        return v
 
     @field_validator("context")
     @classmethod

@@ -203,7 +203,7 @@ def fold_player(
         if mark is None or _position(row) > int(mark):
             watermarks[row["stream_shard"]] = str(row["stream_position"])
 
-    state.expire(now, ctx.state_days)
+    state.expire(now, ctx.state_days, sets.tile_minutes)
     latest = max(t for t, _ in timed)
     as_of = max(now, latest, *state.last.values(), stored.as_of if stored is not None else 0)
     newest_time, newest = max(

@@ -209,19 +209,40 @@ def train(
             "exits 1 unless every metric is identical. Registers nothing.",
         ),
     ] = None,
+    tune: Annotated[
+        bool | None,
+        typer.Option(
+            "--tune/--no-tune",
+            help="Search the booster settings with Optuna on the training days before training. Default: "
+            "search when the declaration has tuning:; --tune searches one without it in the default space; "
+            "--no-tune skips a declared search.",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, typer.Option(min=1, help="Trials of the search (implies --tune; replaces tuning.trials).")
+    ] = None,
     env: Env = None,
     workdir: Workdir = None,
 ) -> None:
     """Build the point-in-time training set, train, log to MLflow and register a version (then: validate)."""
+    from features.model_config import load_model_config
     from pipelines.session import get_spark
     from training.train import train_model
+    from training.tuning import with_tuning
 
     settings = _settings(env, workdir)
-    spark = get_spark(settings, app_name=f"playerpulse-train-{model}")
+    if reproduce is not None and (tune is not None or trials is not None):
+        raise typer.BadParameter(
+            "--reproduce reruns the declaration the run recorded; --tune/--trials cannot change it"
+        )
     if reproduce is not None:
-        _print_reproduction(spark, settings, model, reproduce)
+        _print_reproduction(get_spark(settings, app_name=f"playerpulse-train-{model}"), settings, model, reproduce)
         return
-    result = train_model(spark, settings, model, ground_truth_path=str(ground_truth) if ground_truth else None)
+    config = with_tuning(load_model_config(settings, model), tune=tune, trials=trials)  # fails before Spark starts
+    spark = get_spark(settings, app_name=f"playerpulse-train-{model}")
+    result = train_model(
+        spark, settings, model, ground_truth_path=str(ground_truth) if ground_truth else None, config=config
+    )
     console.print(result)
     console.print(f"next: playerpulse validate {model} --version {result.version}", markup=False)
 

@@ -39,6 +39,7 @@ from aws_lambda_powertools.event_handler.router import Router  # noqa: E402
 from aws_lambda_powertools.metrics import MetricUnit, single_metric  # noqa: E402
 
 from features.config import Settings, load_settings  # noqa: E402
+from features.contract import now_ms  # noqa: E402
 from features.errors import ConfigError, ModelNotFound, PlayerPulseError  # noqa: E402
 from features.latency import hop_latencies  # noqa: E402
 from features.model_config import ModelConfig, load_model_config, parse_model_config  # noqa: E402
@@ -183,7 +184,7 @@ def profile(player_id: str) -> Response:
     p = read_profile(rt.store, rt.pseudonyms, game, player_id)
     if p is None:
         return _error(404, NO_PROFILE)
-    return _json(200, {**profile_body(p), "player_id": player_id})  # the game's id, not its pseudonym
+    return _json(200, {**profile_body(p, now_ms()), "player_id": player_id})  # the game's id, not its pseudonym
 
 
 @router.post("/v1/models/<model>/predict")

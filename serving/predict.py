@@ -192,8 +192,8 @@ class Predictor:
         fs = self.feature_sets.get(model.feature_set, cfg.fs)
         if not fs.online:  # no profile holds its buckets: refuse, naming the model and the set
             served_feature_set(model.name, fs.full_name, self.feature_sets)
-        # ProfileState.from_dict's copies: cheap, and a state of another shape fails here, as before
-        return ProfileState(days=dict(state.days), last=dict(state.last)).features(fs, as_of)
+        # features() only reads the state: a state of another shape fails here (model_error)
+        return ProfileState(days=state.days, last=state.last, tiles=state.tiles, life=state.life).features(fs, as_of)
 
     def context_decoder(self, cfg: ModelConfig) -> ContextDecoder:
         """The decoder of ``cfg``'s context fields, built once per model."""

@@ -13,7 +13,9 @@ from typing import Any
 import msgspec
 
 from features.contract import PLAYER_ID_PATTERN, PlayerId
+from features.definitions import FEATURE_SETS
 from features.online import Profile
+from features.profile_state import ProfileState
 
 _player_id = re.compile(PLAYER_ID_PATTERN)
 BAD_PLAYER_ID = "player_id must be 1-64 characters of A-Z a-z 0-9 _ . : -"
@@ -60,15 +62,32 @@ def parse_predict_body(raw: bytes, max_context_keys: int) -> PredictBody:
     return body
 
 
-def profile_body(p: Profile) -> dict[str, Any]:
-    """A profile as the API shows it: features, freshness timestamps, never the folded state."""
+def profile_body(p: Profile, now_ms: int) -> dict[str, Any]:
+    """A profile as the API shows it: features as of the request, freshness timestamps, never
+    the folded state.
+
+    The features are computed from the folded tiles as of ``now_ms`` (or the profile's own
+    ``as_of`` if that is later: no folded event may lie after the answer's time), as a
+    prediction reads them, so an idle player's 15-minute and 1-day windows have slid rather
+    than showing what they were at the last write; ``written_as_of`` says when that was. A set
+    this code does not define (a newer writer's) keeps the features the writer stored."""
+    as_of = max(now_ms, p.as_of)
+    state = ProfileState.from_dict(p.state)
+    features: dict[str, Any] = {}
+    for name in (p.feature_set or "").split(","):
+        fs = FEATURE_SETS.get(name)
+        if fs is None or not fs.online:
+            features = {**p.features, **features}
+            continue
+        features.update(state.features(fs, as_of))
     return {
         "game_id": p.game_id,
         "player_id": p.player_id,
         "feature_set": p.feature_set,
-        "as_of": p.as_of,
+        "as_of": as_of,
+        "written_as_of": p.as_of,
         "version": p.version,
-        "features": p.features,
+        "features": features,
         "timestamps": p.timestamps,
     }
 

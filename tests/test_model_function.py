@@ -32,7 +32,7 @@ def event(name: str, **changes: Any) -> dict[str, Any]:
     return e
 
 
-def tiny_champion(feature_names: list[str], name: str = "store_offer", feature_set: str = "player_activity_v1"):
+def tiny_champion(feature_names: list[str], name: str = "store_offer", feature_set: str = "player_activity_v2"):
     import xgboost as xgb
 
     rng = np.random.default_rng(3)

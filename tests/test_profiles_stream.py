@@ -11,7 +11,7 @@ import pytest
 
 from features.config import Settings
 from features.contract import corrected_event_time_ms, now_ms
-from features.definitions import PLAYER_ACTIVITY_V1
+from features.definitions import PLAYER_ACTIVITY_V1, online_union
 from features.online import Profile, open_online_store
 from features.profile_state import DAY_MS, ProfileState
 from features.streams import StreamRecord, encode_batch, open_stream
@@ -78,11 +78,13 @@ def profile(settings: Settings, player: str, game_id: str = "demo") -> Profile:
 
 
 def folded_directly(events: list[dict[str, Any]], as_of: int, settings: Settings) -> ProfileState:
+    """The events folded with the inputs of every online set, as the job folds them."""
+    union = online_union()
     state = ProfileState()
     timed = [(corrected_event_time_ms(e["event_time"], e["sent_at"], e["received_at"]), e) for e in events]
     for t, e in sorted(timed, key=lambda te: te[0]):
-        state.apply(FS, e, t, settings.streaming.dedup_ids)
-    state.expire(as_of, settings.streaming.state_days)
+        state.apply(union, e, t, settings.streaming.dedup_ids)
+    state.expire(as_of, settings.streaming.state_days, union.tile_minutes)
     return state
 
 
@@ -104,8 +106,9 @@ def test_each_player_gets_the_features_of_profile_state_folded_over_their_events
 
     for player, events in (("alice", alice), ("bob", bob)):
         p = profile(settings, player)
-        assert p.feature_set == FS.full_name
-        assert p.features == folded_directly(events, p.as_of, settings).features(FS, p.as_of)
+        assert p.feature_set == ",".join(online_union().full_names)  # player_activity_v1 and v2, together
+        state = folded_directly(events, p.as_of, settings)
+        assert p.features == {k: v for fs in online_union().sets for k, v in state.features(fs, p.as_of).items()}
     assert profile(settings, "alice").features["purchase_count_7d"] == 1
 
 

@@ -24,12 +24,12 @@ from features.config import DEVELOPMENT_KEYS, GameConfig, Settings
 from features.contract import PLAYER_ID_PATTERN
 from features.deadletter import open_dead_letter_store
 from features.errors import ConfigError
-from features.online import Profile, open_online_store
+from features.online import open_online_store
 from features.pseudonyms import GamePseudonyms, pseudonym
 from features.streams import decode_batch, open_stream
 from serving.app import create_app
 from serving.collector import Collector
-from tests_support import make_event
+from tests_support import make_event, sessions_profile
 
 INGEST = {"authorization": f"Bearer {DEVELOPMENT_KEYS['ingest']}"}
 SERVE = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['serve']}"}
@@ -43,21 +43,9 @@ def with_demo(settings: Settings, **fields: Any) -> Settings:
     return settings.model_copy(update={"games": {"demo": game}})
 
 
-def put_profile(settings: Settings, player_id: str, sessions: float) -> None:
+def put_profile(settings: Settings, player_id: str, sessions: int) -> None:
     with open_online_store(settings.online_store) as store:
-        store.put(
-            [
-                Profile(
-                    game_id="demo",
-                    player_id=player_id,
-                    version=1,
-                    as_of=1,
-                    features={"sessions_1d": sessions},
-                    state={},
-                    feature_set="player_activity_v1",
-                )
-            ]
-        )
+        store.put([sessions_profile("demo", player_id, sessions)])
 
 
 @given(st.text(max_size=200))
@@ -108,7 +96,7 @@ def test_over_http_the_game_posts_and_reads_with_its_own_ids(settings):
         put_profile(settings, pseudonym(NEW.encode(), "carol"), 5)
         got = client.get("/v1/players/carol/profile", headers=SERVE)
         assert got.status_code == 200
-        assert (got.json()["player_id"], got.json()["features"]) == ("carol", {"sessions_1d": 5})
+        assert (got.json()["player_id"], got.json()["features"]["session_count_1d"]) == ("carol", 5)
         assert client.get(f"/v1/players/{pseudonym(NEW.encode(), 'carol')}/profile", headers=SERVE).status_code == 404
     with open_stream(settings.stream) as s:
         assert [e["player_id"] for rec in s.read_all() for e in decode_batch(rec.data)[1]] == [
@@ -122,8 +110,8 @@ def test_during_a_rotation_serving_finds_profiles_written_under_the_old_secret(s
     put_profile(settings, pseudonym(NEW.encode(), "erin"), 7)
     put_profile(settings, pseudonym(OLD.encode(), "erin"), 1)  # stale: the new one wins
     with TestClient(create_app(settings)) as client:
-        assert client.get("/v1/players/dave/profile", headers=SERVE).json()["features"] == {"sessions_1d": 2}
-        assert client.get("/v1/players/erin/profile", headers=SERVE).json()["features"] == {"sessions_1d": 7}
+        assert client.get("/v1/players/dave/profile", headers=SERVE).json()["features"]["session_count_1d"] == 2
+        assert client.get("/v1/players/erin/profile", headers=SERVE).json()["features"]["session_count_1d"] == 7
 
 
 def test_during_a_rotation_the_collector_writes_with_the_newest_secret_only(settings):

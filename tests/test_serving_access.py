@@ -20,7 +20,7 @@ from features.online import Profile, open_online_store
 from serving.app import create_app
 from serving.auth import GameKeys
 from serving.predict import Predictor
-from tests_support import call_asgi
+from tests_support import call_asgi, sessions_profile
 
 INGEST = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['ingest']}"}
 SERVE = {"Authorization": f"Bearer {DEVELOPMENT_KEYS['serve']}"}
@@ -36,21 +36,9 @@ def two_games(settings: Settings) -> Settings:
     return settings.model_copy(update={"games": {**settings.games, "rival": rival}})
 
 
-def put_profile(settings: Settings, game: str, player: str, sessions: float) -> None:
+def put_profile(settings: Settings, game: str, player: str, sessions: int) -> None:
     with open_online_store(settings.online_store) as store:
-        store.put(
-            [
-                Profile(
-                    game_id=game,
-                    player_id=player,
-                    version=1,
-                    as_of=1,
-                    features={"sessions_1d": sessions},
-                    state={},
-                    feature_set="player_activity_v1",
-                )
-            ]
-        )
+        store.put([sessions_profile(game, player, sessions)])
 
 
 @pytest.fixture
@@ -72,7 +60,7 @@ def test_a_serve_key_reads_its_own_games_player(client, settings):
     put_profile(settings, "demo", "p1", 3)
     r = client.get("/v1/players/p1/profile", headers=SERVE)
     assert r.status_code == 200
-    assert (r.json()["game_id"], r.json()["features"]) == ("demo", {"sessions_1d": 3})
+    assert (r.json()["game_id"], r.json()["features"]["session_count_1d"]) == ("demo", 3)
 
 
 def test_another_games_player_is_indistinguishable_from_an_unknown_one(client, settings):
@@ -88,8 +76,8 @@ def test_the_same_player_id_in_two_games_reads_two_profiles(client, settings):
     put_profile(settings, "demo", "p1", 3)
     put_profile(settings, "rival", "p1", 7)
     other = {"Authorization": f"Bearer {OTHER_SERVE_KEY}"}
-    assert client.get("/v1/players/p1/profile", headers=SERVE).json()["features"] == {"sessions_1d": 3}
-    assert client.get("/v1/players/p1/profile", headers=other).json()["features"] == {"sessions_1d": 7}
+    assert client.get("/v1/players/p1/profile", headers=SERVE).json()["features"]["session_count_1d"] == 3
+    assert client.get("/v1/players/p1/profile", headers=other).json()["features"]["session_count_1d"] == 7
 
 
 @pytest.mark.parametrize("player", ["a%0Ab", "x" * 65, "semi;colon", "%C3%A9t%C3%A9"])

@@ -455,6 +455,30 @@ def test_a_run_reproduced_from_its_recorded_versions_has_identical_metrics(
     assert len(client.search_model_versions("name = 'offer'")) == 1  # a reproduction registers nothing
 
 
+def test_a_tuned_declaration_trains_with_the_best_trials_settings_and_reproduces_its_search(
+    spark: Any, fresh: Settings
+) -> None:
+    cfg = model_yaml("offer", GOOD, min_auc=0.6)
+    cfg["training"]["xgboost"]["nthread"] = 1  # two threads on a busy 2-core machine wait on each other
+    cfg["tuning"] = {
+        "trials": 4,
+        "space": {"eta": {"low": 0.05, "high": 0.3, "log": True}, "max_depth": {"low": 2, "high": 4}},
+    }
+    declare(fresh, cfg)
+    result = train_model(spark, fresh, "offer")
+    client = tracking_client(fresh)
+    params = client.get_run(result.run_id).data.params
+    trials = client.search_runs(
+        [ensure_experiment(fresh, client)], filter_string=f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(trials) == 4 and params["tuning_trials"] == "4"
+    assert (params["xgb_eta"], params["xgb_max_depth"]) == (params["tuning_best_eta"], params["tuning_best_max_depth"])
+    assert params["rounds_used"] == params["tuning_best_rounds"]
+    again = reproduce(spark, fresh, "offer", result.run_id)
+    assert again.identical, again.differences
+    assert "tuning_best_valid_auc" in again.metrics and "test_auc" in again.metrics
+
+
 def test_the_run_compares_itself_to_the_ground_truth_ceiling(first_run: tuple[Settings, Any]) -> None:
     settings, result = first_run
     metrics = tracking_client(settings).get_run(result.run_id).data.metrics

@@ -6,6 +6,8 @@ import uuid
 from typing import Any
 
 from features.contract import now_ms
+from features.online import Profile
+from features.profile_state import ProfileState
 
 
 def make_event(player: str = "p1", **over: Any) -> dict[str, Any]:
@@ -49,3 +51,23 @@ async def call_asgi(app: Any, method: str, path: str, headers: dict[str, str], r
     async with app.router.lifespan_context(app):
         await app(scope, receive, send)
     return sent
+
+
+def sessions_profile(game_id: str, player_id: str, sessions: int) -> Profile:
+    """A profile as the streaming job writes it after ``sessions`` session starts in the last
+    minutes: the profile API computes ``session_count_1d`` = ``sessions`` from its tiles."""
+    from features.definitions import PLAYER_ACTIVITY_V1
+
+    now = now_ms()
+    state = ProfileState()
+    for i in range(sessions):
+        state.apply(PLAYER_ACTIVITY_V1, {"event_id": f"s{i}", "event_type": "session_start"}, now - 1000 * (i + 1), 100)
+    return Profile(
+        game_id=game_id,
+        player_id=player_id,
+        version=1,
+        as_of=now,
+        features=state.features(PLAYER_ACTIVITY_V1, now),
+        state=state.to_dict(),
+        feature_set=PLAYER_ACTIVITY_V1.full_name,
+    )

@@ -18,7 +18,12 @@ rows logged as the holdout, and gets no alias here: ``training.validate`` re-sco
 champion on those rows and makes it ``challenger`` if it passes the model's quality gate, and
 ``training.promote`` makes a validated version ``champion``.
 
-Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--reproduce RUN_ID]``.
+A declaration with ``tuning:`` (or ``--tune``) first searches the booster settings with Optuna
+on the training days alone (``training.tuning``), each trial a run nested in the training run;
+the final booster is fit on all training days with the best settings and measured as above.
+
+Run directly: ``spark-submit training/train.py MODEL [--ground-truth PATH] [--reproduce RUN_ID]
+[--tune | --no-tune] [--trials N]``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ after ``conf/models/NAME.yaml`` has changed."""
 if TYPE_CHECKING:
     import xgboost as xgb
     from pyspark.sql import SparkSession
+
+    from training.tuning import TuningResult
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,56 @@ def fit_booster(train: pd.DataFrame, cfg: ModelConfig) -> tuple[xgb.Booster, int
             rounds = probe.best_iteration + 1
     d_train = xgb.DMatrix(_matrix(train, names), label=train[LABEL].to_numpy(), feature_names=names)
     return xgb.train(params, d_train, rounds, verbose_eval=False), rounds
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A booster fit on the training days and measured on the test days."""
+
+    config: ModelConfig
+    """The declaration the booster was fit with: as declared, or with the search's best
+    ``training.xgboost`` settings when the declaration asks for a search."""
+    booster: xgb.Booster
+    rounds: int
+    train: pd.DataFrame
+    test: pd.DataFrame
+    pred: np.ndarray
+    """The booster's scores of ``test``."""
+    metrics: dict[str, float]
+    tuning: TuningResult | None = None
+
+
+def fit_and_measure(rows: pd.DataFrame, cfg: ModelConfig, ground_truth_path: str | None = None) -> Fitted:
+    """Split ``rows`` by time, search the booster settings on the training days when ``cfg``
+    declares ``tuning``, fit on every training day and measure on the test days, once.
+
+    Call it inside the training run: a search logs each trial as a run nested in it. The search
+    is handed the training days alone, so the test days measure a model no choice was fit to.
+    """
+    train, test = split_by_time(rows, cfg.training.test_days)
+    if cfg.label.is_classification:
+        _require_both_classes(train[LABEL].to_numpy(), "training")
+        _require_both_classes(test[LABEL].to_numpy(), "test")
+    tuned = None
+    if cfg.tuning is not None:
+        from training.tuning import tune
+
+        tuned = tune(train, cfg)
+    fit_cfg = tuned.config if tuned is not None else cfg
+    booster, rounds = fit_booster(train, fit_cfg)
+    pred = np.asarray(booster.inplace_predict(_matrix(test, cfg.feature_names)), dtype=np.float64)
+    metrics = holdout_metrics(cfg, test[LABEL].to_numpy(), pred)
+    metrics.update(
+        rows=float(len(rows)),
+        train_rows=float(len(train)),
+        test_rows=float(len(test)),
+        train_label_mean=float(train[LABEL].mean()),
+    )
+    if ground_truth_path is not None and cfg.label.ground_truth is not None:
+        metrics.update(ceiling_metrics(test, pred, ground_truth_path, cfg.label.ground_truth))
+    if tuned is not None:
+        metrics.update(tuned.metrics)
+    return Fitted(fit_cfg, booster, rounds, train, test, pred, metrics, tuned)
 
 
 def holdout_metrics(cfg: ModelConfig, y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
@@ -274,27 +331,14 @@ def train_model(
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}-train", tags=tags) as run:
         mlflow.log_dict(cfg.model_dump(mode="json"), CONFIG_ARTIFACT)
         _check_training_set(rows, cfg, ts.table)
-        train, test = split_by_time(rows, cfg.training.test_days)
-        if cfg.label.is_classification:
-            _require_both_classes(train[LABEL].to_numpy(), "training")
-            _require_both_classes(test[LABEL].to_numpy(), "test")
-        booster, rounds = fit_booster(train, cfg)
-        pred = np.asarray(booster.inplace_predict(_matrix(test, names)), dtype=np.float64)
-        metrics = holdout_metrics(cfg, test[LABEL].to_numpy(), pred)
-        metrics.update(
-            rows=float(len(rows)),
-            train_rows=float(len(train)),
-            test_rows=float(len(test)),
-            train_label_mean=float(train[LABEL].mean()),
-        )
-        if ground_truth_path is not None and cfg.label.ground_truth is not None:
-            metrics.update(ceiling_metrics(test, pred, ground_truth_path, cfg.label.ground_truth))
+        fitted = fit_and_measure(rows, cfg, ground_truth_path)
+        booster, train, test, pred, metrics = fitted.booster, fitted.train, fitted.test, fitted.pred, fitted.metrics
         mlflow.log_params(
             {
-                **{f"xgb_{k}": v for k, v in cfg.training.xgboost.model_dump().items()},
+                **{f"xgb_{k}": v for k, v in fitted.config.training.xgboost.model_dump().items()},
                 "objective": cfg.label.objective,
                 "num_boost_round": cfg.training.num_boost_round,
-                "rounds_used": rounds,
+                "rounds_used": fitted.rounds,
                 "early_stopping_rounds": cfg.training.early_stopping_rounds,
                 "test_days": cfg.training.test_days,
                 "min_history_days": cfg.training.min_history_days,
@@ -343,15 +387,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from features.config import load_settings
     from pipelines.session import get_spark
+    from training.tuning import with_tuning
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--ground-truth", default=None)
     parser.add_argument("--reproduce", default=None, metavar="RUN_ID")
+    parser.add_argument("--tune", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--trials", type=int, default=None)
     parser.add_argument("--env", default=None)
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args(argv)
     settings = load_settings(args.env, args.workdir)
+    config = (
+        None
+        if args.reproduce
+        else with_tuning(load_model_config(settings, args.model), tune=args.tune, trials=args.trials)
+    )
     spark = get_spark(settings, app_name=f"train-{args.model}")
     try:
         if args.reproduce:
@@ -360,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome = reproduce(spark, settings, args.model, args.reproduce)
             print(json.dumps(outcome.to_dict(), indent=2, default=str))
             return 0 if outcome.identical else 1
-        result = train_model(spark, settings, args.model, args.ground_truth)
+        result = train_model(spark, settings, args.model, args.ground_truth, config=config)
     finally:
         spark.stop()
     print(json.dumps(result.to_dict(), indent=2, default=str))

@@ -23,7 +23,7 @@ class Profile(msgspec.Struct, kw_only=True):
     time in epoch ms, bumped past the stored version): an older write never replaces a newer."""
     as_of: int
     """Epoch ms the ``features`` were computed as of."""
-    features: dict[str, float | int | None]
+    features: dict[str, float | int | str | None]
     state: dict[str, Any]
     timestamps: dict[str, int] = msgspec.field(default_factory=dict)
     """Latest event's hops: ``event_time``, ``received_at``, ``stream_at``, ``processed_at``,
@@ -53,11 +53,13 @@ def expires_at_s(profile: Profile, idle_expiry_days: float | None, written_at_ms
 
 class FoldedState(msgspec.Struct):
     """What features are computed from of a profile's folded state (``ProfileState``): the
-    day buckets and the latest times. The ``seen`` event ids, most of a profile's bytes,
-    serve only the streaming job's duplicate filter."""
+    day and 5-minute tiles, the lifetime cells and the latest times. The ``seen`` event ids,
+    most of a profile's bytes, serve only the streaming job's duplicate filter."""
 
     days: dict[str, dict[str, list[Any]]] = {}
     last: dict[str, int] = {}
+    tiles: dict[str, dict[str, list[Any]]] = {}
+    life: dict[str, list[Any]] = {}
 
 
 class ScoringProfile(msgspec.Struct):
@@ -85,7 +87,10 @@ def scoring_profile(p: Profile) -> ScoringProfile:
     """The part of ``p`` a prediction reads, as stored: a state of another shape is left for
     the prediction to fail on (``model_error``), as it would on the whole profile."""
     state = p.state
-    return ScoringProfile(FoldedState(state.get("days", {}), state.get("last", {})), p.timestamps)
+    return ScoringProfile(
+        FoldedState(state.get("days", {}), state.get("last", {}), state.get("tiles") or {}, state.get("life") or {}),
+        p.timestamps,
+    )
 
 
 def decode_scoring_profile(data: bytes | str) -> ScoringProfile:

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from features.contract import now_ms
 from features.errors import ModelNotFound
 from features.model_config import MODEL_NAME
 from serving.auth import UNAUTHORIZED
@@ -81,7 +82,7 @@ async def profile(player_id: str, request: Request, state: State) -> Response:
     p = await anyio.to_thread.run_sync(read_profile, state.online, state.collector.pseudonyms, game, player_id)
     if p is None:
         return _error(404, NO_PROFILE)
-    return JSONResponse({**profile_body(p), "player_id": player_id})  # the game's id, not its pseudonym
+    return JSONResponse({**profile_body(p, now_ms()), "player_id": player_id})  # the game's id, not its pseudonym
 
 
 class _PredictRoute(APIRoute):
