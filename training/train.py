@@ -190,7 +190,7 @@ def fit_and_measure(rows: pd.DataFrame, cfg: ModelConfig, ground_truth_path: str
         tuned = tune(train, cfg)
     fit_cfg = tuned.config if tuned is not None else cfg
     booster, rounds = fit_booster(train, fit_cfg)
-    pred = np.asarray(booster.inplace_predict(_matrix(test, cfg.feature_names)), dtype=np.float64)
+    pred = np.asarray(booster.inplace_predict(_matrix(test, cfg.input_names)), dtype=np.float64)
     metrics = holdout_metrics(cfg, test[LABEL].to_numpy(), pred)
     metrics.update(
         rows=float(len(rows)),
