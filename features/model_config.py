@@ -23,6 +23,7 @@ from features.config import Settings, _describe
 from features.contract import EVENT_TYPES
 from features.definitions import FEATURE_SETS, FeatureSet
 from features.errors import ConfigError, ModelNotFound
+from features.model_context import ContextEncoding, ContextField, context_problem
 from features.properties import PROPERTY_TYPES
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -354,6 +355,9 @@ class ModelConfig(_Strict):
     expectations: TrainingSetExpectations = TrainingSetExpectations()
     tuning: TuningSpec | None = None
     """A hyper-parameter search before training (``training/tuning.py``); none: train as declared."""
+    context: list[ContextField] = []
+    """Request-time fields the game sends with a predict call (``features.model_context``): model
+    inputs after the features, in this order."""
 
     @field_validator("name")
     @classmethod
@@ -415,6 +419,30 @@ class ModelConfig(_Strict):
                 f"metric '{v.metric}' does not judge a {label.kind} label (use one of {', '.join(allowed)})"
             )
         return v
+
+    @field_validator("context")
+    @classmethod
+    def _context_beside_the_features(cls, v: list[ContextField], info: ValidationInfo) -> list[ContextField]:
+        fs_name = info.data.get("feature_set")
+        if fs_name is None:  # the feature set itself was invalid and is reported on its own
+            return v
+        problem = context_problem(v, FEATURE_SETS[fs_name].feature_names, fs_name)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @property
+    def context_names(self) -> list[str]:
+        return [f.name for f in self.context]
+
+    @property
+    def input_names(self) -> list[str]:
+        """The model's inputs in order: its features, then its context fields."""
+        return [*self.feature_names, *self.context_names]
+
+    @property
+    def context_encodings(self) -> tuple[ContextEncoding, ...]:
+        return tuple(f.encoding for f in self.context)
 
     @property
     def fs(self) -> FeatureSet:

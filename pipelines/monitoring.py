@@ -13,8 +13,9 @@ is landed exactly once however often the job runs:
 - ``gold.latency``: one row per sample, ``(at, source, batch, hop, ms)``; ``hop`` is a hop of
   ``features.latency.HOPS``, or ``micro_batch`` (a batch's duration) and ``iterator_age`` (how
   far behind the stream it ran: the backlog). The ``serve`` hop comes from the prediction log.
-- ``gold.predictions``: one row per logged prediction (features, score, versions, fallback
-  reason, the player as a digest), partitioned by ``served_date``.
+- ``gold.predictions``: one row per logged prediction (features, the request-time context values
+  used as text, score, versions, fallback reason, the player as a digest), partitioned by
+  ``served_date``.
 
 ``label_predictions`` joins labels back to logged predictions for the model report's live AUC:
 each prediction is labelled exactly as ``training.dataset`` labels a snapshot taken at
@@ -48,7 +49,7 @@ PROFILES_JSON = "batch BIGINT, at BIGINT, batch_ms DOUBLE, iterator_age_ms DOUBL
 PREDICTIONS_JSON = (
     "served_at BIGINT, model STRING, version INT, champion INT, challenger INT, challenger_score DOUBLE, "
     "game_id STRING, player_key STRING, score DOUBLE, fallback BOOLEAN, reason STRING, "
-    "features MAP<STRING, DOUBLE>, timestamps MAP<STRING, BIGINT>"
+    "features MAP<STRING, DOUBLE>, context MAP<STRING, STRING>, timestamps MAP<STRING, BIGINT>"
 )
 
 
@@ -166,6 +167,7 @@ class _Appender:
                     .mode("append")
                     .option("txnAppId", f"{self.app_id}.{name}")
                     .option("txnVersion", batch_id)
+                    .option("mergeSchema", "true")  # a table landed before a column was added (context)
                 )
                 if partition:
                     writer = writer.partitionBy(partition)

@@ -204,7 +204,10 @@ def predict(model: str) -> Response:
         return _error(exc.status, exc.message)
     if model != rt.model:
         return _error(404, NO_MODEL)
-    out = predict_for(rt.predictor, rt.pseudonyms, model, game, body.player_id, body.context)
+    try:
+        out = predict_for(rt.predictor, rt.pseudonyms, model, game, body.player_id, body.context)
+    except ClientMistake as exc:  # a context value of the wrong type for a field the model declares
+        return _error(exc.status, exc.message)
     metrics.add_metric(name="Predictions", unit=MetricUnit.Count, value=1)
     emit_hops(model, out.get("timestamps") or {})
     if out["fallback"]:

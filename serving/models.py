@@ -23,13 +23,16 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from features.config import Settings
 from features.errors import ModelNotFound
+from features.model_context import ContextEncoding
 from serving.native_booster import NativeBooster
 
 if TYPE_CHECKING:
@@ -48,27 +51,51 @@ class ChampionModel:
     version: int
     booster: NativeBooster | xgb.Booster
     feature_names: tuple[str, ...]
+    """Every input in order: the feature set's features, then the context fields (if any)."""
     feature_set: str
+    context: tuple[ContextEncoding, ...] = ()
+    """The request-time fields it was trained with, as they were encoded: its last inputs."""
+    profile_features: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The inputs computed from the profile: ``feature_names`` without the context fields."""
 
-    def values(self, features: Mapping[str, float | int | None]) -> list[float]:
-        """The model's inputs in its order; a missing or ``None`` feature is NaN, which xgboost
-        routes down each split's learned default branch, as in training."""
+    def __post_init__(self) -> None:
+        k = len(self.context)
+        if k and tuple(e.name for e in self.context) != self.feature_names[-k:]:
+            raise ValueError(
+                f"model '{self.name}' v{self.version}: its context fields {[e.name for e in self.context]} "
+                f"are not its last inputs {list(self.feature_names[-k:])}"
+            )
+        object.__setattr__(self, "profile_features", self.feature_names[: len(self.feature_names) - k])
+
+    def values(self, features: Mapping[str, float | int | None], context: Sequence[float] = ()) -> list[float]:
+        """The model's inputs in its order: ``features`` by name, a missing or ``None`` one as
+        NaN (which xgboost routes down each split's learned default branch, as in training),
+        then the encoded ``context`` inputs (``serving.context``), in the fields' order."""
         out = []
-        for n in self.feature_names:
+        for n in self.profile_features:
             v = features.get(n)
             out.append(math.nan if v is None else v)
+        if len(context) != len(self.context):
+            raise ValueError(f"model '{self.name}' takes {len(self.context)} context inputs, not {len(context)}")
+        out.extend(context)
         return out
 
-    def row(self, features: Mapping[str, float | int | None]) -> np.ndarray:
+    def row(self, features: Mapping[str, float | int | None], context: Sequence[float] = ()) -> np.ndarray:
         """``values`` as one float32 numpy row, what ``Booster.inplace_predict`` takes."""
         import numpy as np
 
-        return np.array([self.values(features)], dtype=np.float32)
+        return np.array([self.values(features, context)], dtype=np.float32)
 
-    def predict_proba(self, features: Mapping[str, float | int | None]) -> float:
+    def predict_proba(self, features: Mapping[str, float | int | None], context: Sequence[float] = ()) -> float:
         if isinstance(self.booster, NativeBooster):
-            return self.booster.predict_row(self.values(features))
-        return float(self.booster.inplace_predict(self.row(features))[0])
+            return self.booster.predict_row(self.values(features, context))
+        return float(self.booster.inplace_predict(self.row(features, context))[0])
+
+
+def recorded_context(metadata: Mapping[str, Any]) -> tuple[ContextEncoding, ...]:
+    """The context encodings a version's metadata records (none for a version trained before
+    models had context); ``msgspec.ValidationError`` when they are malformed."""
+    return tuple(msgspec.convert(metadata.get("context") or [], list[ContextEncoding]))
 
 
 @dataclass
@@ -145,7 +172,9 @@ class ChampionCache:
             raise ModelNotFound(
                 f"model '{name}' version {version}: metadata and booster disagree on feature order; retrain it"
             )
-        return ChampionModel(name, version, native, tuple(names), str(metadata.get("feature_set", "")))
+        return ChampionModel(
+            name, version, native, tuple(names), str(metadata.get("feature_set", "")), recorded_context(metadata)
+        )
 
     def get(self, name: str, alias: str = CHAMPION) -> ChampionModel:
         """The version of ``name`` behind ``alias``; ``ModelNotFound`` when there is none."""

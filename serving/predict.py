@@ -16,6 +16,14 @@ model error answers with the model's fallback content, ``fallback: true`` and a
 ``reason`` (one of ``FALLBACK_REASONS``, also a metric label). The one exception is a model
 name that is not declared at all, which is the caller's mistake (HTTP 404).
 
+Request-time context (``features.model_context``) is read per the model YAML's ``context`` by a
+decoder built once per declaration (``serving.context``): the encoded fields follow the profile
+features as the model's last inputs. A value of the wrong type for a declared field raises
+``ClientMistake`` (HTTP 400 naming the field) before anything is read; keys the YAML does not
+declare are ignored. A version trained with other context than the YAML declares is refused
+(``model_error``, logged naming the fields: ``serving.model_files.check_context``), since it
+would read the request's values as other inputs than it learned from.
+
 Challenger traffic follows the model YAML's ``serving.challenger``: in ``split`` mode a sticky
 share of players (by a hash of game and player) is answered by the ``challenger`` alias; in
 ``shadow`` mode the challenger scores every request too but never answers. Every prediction
@@ -39,7 +47,9 @@ from features.model_config import ModelConfig, load_model_config, served_feature
 from features.online import OnlineStore
 from features.online.base import FoldedState
 from features.profile_state import ProfileState
+from serving.context import NO_CONTEXT, ContextDecoder
 from serving.logsafe import digest_for_log
+from serving.model_files import check_context
 from serving.models import CHALLENGER, CHAMPION, ChampionCache, ChampionModel
 from serving.prediction_log import PredictionLog
 
@@ -80,6 +90,7 @@ class Predictor:
         self.champions: Champions = champions or ChampionCache(settings)
         self._clock_ms = clock_ms
         self._configs: dict[str, ModelConfig] = dict(configs or {})
+        self._decoders: dict[str, ContextDecoder] = {}
         self._lock = threading.Lock()
         self.prediction_log = prediction_log
         """Where a sample of predictions goes (``serving.prediction_log``); ``None``: nowhere."""
@@ -98,12 +109,15 @@ class Predictor:
     ) -> dict[str, Any]:
         """``{"model", "version", "player_id", "prediction", "fallback", "timestamps"}`` (plus
         ``"reason"`` on fallback) for player ``player_id`` of game ``game_id``. Raises only
-        ``ModelNotFound`` for an undeclared model.
+        ``ModelNotFound`` for an undeclared model and ``ClientMistake`` for a context value of
+        the wrong type for a field the model declares.
 
-        ``context`` is what the game knows about the request (screen, placement); it is accepted
-        so the HTTP contract is stable, and no current feature set reads it.
+        ``context`` is what the game knows about the request (platform, placement): the fields
+        the model YAML declares become model inputs, anything else is ignored.
         """
         cfg = self.config(model)
+        decoder = self.context_decoder(cfg)
+        inputs, used = decoder.decode(context)  # a client's mistake is a 400 whatever the profile
         as_of = self._clock_ms()
         try:
             profile = self.store.get_scoring(game_id, player_id)
@@ -129,7 +143,7 @@ class Predictor:
             answering = challenger
         try:
             features = self._features(answering, cfg, profile.state, as_of)
-            score = answering.predict_proba(features)
+            score = self._scored(answering, cfg, decoder, features, inputs)
         except Exception:
             log.exception("model %s v%d failed to score", model, answering.version)
             return self._fallback(cfg, game_id, player_id, answering.version, "model_error", hops)
@@ -137,7 +151,9 @@ class Predictor:
         if challenger is not None and challenger is not answering:
             record["challenger"] = challenger.version
             try:
-                record["challenger_score"] = self._score(challenger, cfg, profile.state, as_of)
+                record["challenger_score"] = self._scored(
+                    challenger, cfg, decoder, self._features(challenger, cfg, profile.state, as_of), inputs
+                )
             except Exception:
                 log.exception("challenger %s v%d failed to score", model, challenger.version)
         if log.isEnabledFor(logging.INFO):  # the line's dict and digest only when it is written
@@ -155,7 +171,7 @@ class Predictor:
         }
         if self.prediction_log is not None:
             versions = {k: record.get(k) for k in ("champion", "challenger", "challenger_score")}
-            self.prediction_log.offer({**log_record(out, game_id, player_id, features), **versions})
+            self.prediction_log.offer({**log_record(out, game_id, player_id, features, used), **versions})
         return out
 
     def _challenger(self, cfg: ModelConfig) -> ChampionModel | None:
@@ -179,8 +195,22 @@ class Predictor:
         # features() only reads the state: a state of another shape fails here (model_error)
         return ProfileState(days=state.days, last=state.last, tiles=state.tiles, life=state.life).features(fs, as_of)
 
-    def _score(self, model: ChampionModel, cfg: ModelConfig, state: FoldedState, as_of: int) -> float:
-        return model.predict_proba(self._features(model, cfg, state, as_of))
+    def context_decoder(self, cfg: ModelConfig) -> ContextDecoder:
+        """The decoder of ``cfg``'s context fields, built once per model."""
+        decoder = self._decoders.get(cfg.name)
+        if decoder is None:
+            decoder = ContextDecoder.of(cfg.context_encodings) if cfg.context else NO_CONTEXT
+            self._decoders[cfg.name] = decoder  # a racing thread builds an equal one: harmless
+        return decoder
+
+    @staticmethod
+    def _scored(
+        model: ChampionModel, cfg: ModelConfig, decoder: ContextDecoder, features: dict[str, Any], inputs: list[float]
+    ) -> float:
+        """``model``'s score of the profile ``features`` joined with the request's context ``inputs``."""
+        if model.context != decoder.encodings:  # read otherwise than it was trained: refuse, naming why
+            check_context(model, cfg)
+        return model.predict_proba(features, inputs)
 
     def _fallback(
         self, cfg: ModelConfig, game_id: str, player_id: str, version: int | None, reason: str, hops: dict[str, int]
@@ -202,9 +232,16 @@ class Predictor:
         return out
 
 
-def log_record(out: dict[str, Any], game_id: str, player_id: str, features: dict[str, Any] | None) -> dict[str, Any]:
-    """The prediction log's record of one answer: what it scored and said, the player as a
-    digest of the stored (pseudonymous, where configured) id, never the id itself."""
+def log_record(
+    out: dict[str, Any],
+    game_id: str,
+    player_id: str,
+    features: dict[str, Any] | None,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The prediction log's record of one answer: what it scored (the profile's features and the
+    context values used, after defaults and clamping) and said, the player as a digest of the
+    stored (pseudonymous, where configured) id, never the id itself."""
     return {
         "served_at": out["timestamps"]["served_at"],
         "model": out["model"],
@@ -215,6 +252,7 @@ def log_record(out: dict[str, Any], game_id: str, player_id: str, features: dict
         "fallback": out["fallback"],
         "reason": out.get("reason"),
         "features": features,
+        "context": context,
         "timestamps": {k: v for k, v in out["timestamps"].items() if k in HOP_STAMPS},
         "champion": None,
         "challenger": None,

@@ -100,8 +100,14 @@ PREDICT_REQUEST_SCHEMA: dict[str, Any] = {
         "player_id": {"type": "string", "pattern": PLAYER_ID_PATTERN, "maxLength": 64},
         "context": {
             "type": "object",
-            "description": "What the game knows about the request (screen, placement): "
-            "flat string, number, boolean or null values; at most serving.max_context_keys.",
+            "description": "What the game knows about the request (platform, placement): flat string, "
+            "number, boolean or null values; at most serving.max_context_keys. The fields the model's "
+            "declaration lists under `context` (conf/models/NAME.yaml) are model inputs: each has a type "
+            "(int: an integer, float: a number, bool: true or false, category: a string) and a default, "
+            "used when the field is omitted or null; a category value the declaration does not list is "
+            "read as its default, and a number outside the field's low/high bounds as the nearest bound. "
+            "A value of another type for a declared field is a 400 naming the field. Keys the model "
+            "does not declare are ignored.",
             "additionalProperties": {"type": ["string", "number", "boolean", "null"]},
         },
     },

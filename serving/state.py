@@ -147,6 +147,7 @@ class ServingState:
     def readiness_problems(self) -> list[str]:
         """What keeps this process from serving (empty when ready); blocking: run in a thread."""
         from features.model_config import list_model_configs, served_feature_set
+        from serving.model_files import check_context
 
         problems: list[str] = []
         assert self.online is not None
@@ -161,6 +162,7 @@ class ServingState:
                     champion = predictor.champions.get(cfg.name)
                     if champion.feature_set in predictor.feature_sets:  # an older version may name none
                         served_feature_set(cfg.name, champion.feature_set, predictor.feature_sets)
+                    check_context(champion, cfg)  # else every prediction would be a model_error fallback
                 except Exception as exc:
                     problems.append(f"model {cfg.name}: {exc}")
         except Exception as exc:

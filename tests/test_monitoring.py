@@ -42,6 +42,7 @@ def logged_prediction(score: float | None, reason: str | None = None) -> dict:
         "fallback": reason is not None,
         "reason": reason,
         "features": {"session_count_7d": 4} if reason is None else None,
+        "context": {"platform": "android", "hero_level": 4, "vip": True} if reason is None else None,
         "timestamps": {"profile_written_at": AT + 100, "served_at": AT + 500},
     }
 
@@ -74,6 +75,7 @@ def test_every_sample_lands_once_however_often_the_job_runs(spark, settings: Set
     ]
     predictions = spark.read.format("delta").load(table_path(settings, "gold.predictions")).collect()
     assert sorted((p.score, p.reason) for p in predictions if p.score) == [(0.7, None)]
+    assert [p.context for p in predictions if p.score] == [{"platform": "android", "hero_level": "4", "vip": "true"}]
     assert {p.reason for p in predictions} == {None, "no_profile"}
     assert predictions[0].served_date is not None
     assert first == {"latency_rows": 7, "prediction_rows": 2} and again == {"latency_rows": 0, "prediction_rows": 0}

@@ -8,7 +8,10 @@ label events in ``(as_of, as_of + horizon]``: whether one happened (occurrence),
 did (absence), or the sum of a value over them (regression). The window is open at
 ``as_of`` (an event the features already counted can never be the label) and closed at its end.
 Snapshots whose window is not yet fully observed are dropped, or the newest days would all look
-negative. The Delta versions read are returned so the MLflow run can name its exact inputs.
+negative. The model's request-time ``context`` fields follow the features, encoded as serving
+encodes them (``features.model_context``), each valued point-in-time: the constant default, or
+the property of the player's latest event of a type at or before ``as_of`` (``with_context``).
+The Delta versions read are returned so the MLflow run can name its exact inputs.
 
 Run directly: ``spark-submit training/dataset.py MODEL [--env local]``.
 """
@@ -16,13 +19,14 @@ Run directly: ``spark-submit training/dataset.py MODEL [--env local]``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from features.config import Settings
 from features.errors import TableNotFound, TrainingFailed
 from features.model_config import LabelSpec, ModelConfig
+from features.model_context import SOURCE_TYPES, ContextEncoding, ContextField
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
@@ -40,7 +44,7 @@ LABEL = "label"
 class TrainingSet:
     df: DataFrame
     """The written table, read back: ``game_id, player_id, as_of_date, as_of``, every feature of
-    the set, ``label``."""
+    the set, the model's context fields (encoded), ``label``."""
     table: str
     """``gold.training_{model}``."""
     version: int
@@ -137,6 +141,93 @@ def label_snapshots(snapshots: DataFrame, events: DataFrame, label: LabelSpec) -
     return snapshots.join(hit, [*PLAYER, "as_of"], "left").withColumn(LABEL, target.cast("int")).drop("_hit")
 
 
+def encoded_context(raw: Column | None, enc: ContextEncoding) -> Column:
+    """``raw`` (a silver column's value: a string, or a double, booleans as 1.0/0.0; ``None``:
+    none, the constant default) as the model input ``ContextEncoding.encode`` makes of it, so
+    training and serving encode alike: null → the default, a category's unknown value → the
+    default's index, numbers clamped to ``[low, high]``."""
+    from pyspark.sql import functions as F
+
+    default = F.lit(enc.encode(None)).cast("double")
+    if raw is None:
+        return default
+    if enc.type == "category":
+        values = list(enc.values or ())
+        index = F.array_position(F.array(*(F.lit(v) for v in values)), raw) - F.lit(1)
+        return F.when(raw.isin(values), index.cast("double")).otherwise(default)
+    x = F.coalesce(raw.cast("double"), default)
+    if enc.low is not None:
+        x = F.greatest(x, F.lit(float(enc.low)))
+    if enc.high is not None:
+        x = F.least(x, F.lit(float(enc.high)))
+    return x
+
+
+def with_context(snapshots: DataFrame, events: DataFrame, fields: Sequence[ContextField]) -> DataFrame:
+    """``snapshots`` with one column per context field, named after it and encoded
+    (``encoded_context``). A ``latest_property`` field takes the property of the player's (same
+    game and player id) latest event of its type with ``event_time <= as_of``, compared in
+    integer microseconds: an event exactly at ``as_of`` counts, one a microsecond later never
+    does; ties in time go to the larger ``event_id``, so a rebuild picks the same event. That
+    event's null property, or no such event yet, is the default. A ``default`` field is the
+    constant.
+
+    An as-of join without a range join: snapshot keys and the relevant events are unioned per
+    player and ordered by time (an event before a snapshot at the same instant), and each
+    field's last event value up to each snapshot row is carried forward by one window."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    sourced = [(i, f, f.source) for i, f in enumerate(fields) if f.source is not None]
+    if not sourced:
+        return snapshots.withColumns({f.name: encoded_context(None, f.encoding) for f in fields})
+    needed = sorted({src.property for _, _, src in sourced} - set(events.columns))
+    if needed:
+        raise TrainingFailed(f"{EVENTS_TABLE} lacks columns {needed} that context fields read")
+    # silver's typed columns: strings, and doubles (booleans as 1.0/0.0, as the folds read them)
+    value_type = {i: "string" if SOURCE_TYPES[src.property] == "string" else "double" for i, _, src in sourced}
+    keys = snapshots.select(
+        *PLAYER,
+        "as_of",
+        F.unix_micros("as_of").alias("_t"),
+        F.lit(1).alias("_kind"),
+        F.lit(None).cast("string").alias("_eid"),
+        *(F.lit(None).cast(f"struct<v: {value_type[i]}>").alias(f"_c{i}") for i, _, _ in sourced),
+    )
+    # a struct per matching event, even when its property is null: "latest event", not "latest value"
+    hits = events.where(F.col("event_type").isin(sorted({src.event_type for _, _, src in sourced}))).select(
+        *PLAYER,
+        F.lit(None).cast("timestamp").alias("as_of"),
+        F.unix_micros("event_time").alias("_t"),
+        F.lit(0).alias("_kind"),
+        F.col("event_id").cast("string").alias("_eid"),
+        *(
+            F.when(
+                F.col("event_type") == F.lit(src.event_type),
+                F.struct(F.col(src.property).cast(value_type[i]).alias("v")),
+            ).alias(f"_c{i}")
+            for i, _, src in sourced
+        ),
+    )
+    upto = (
+        Window.partitionBy(*PLAYER)
+        .orderBy("_t", "_kind", "_eid")
+        .rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    carried = [F.last(f"_c{i}", ignorenulls=True).over(upto).alias(f"_c{i}") for i, _, _ in sourced]
+    latest = (
+        keys.unionByName(hits)
+        .select(*PLAYER, "as_of", "_kind", *carried)
+        .where(F.col("_kind") == 1)
+        .select(
+            *PLAYER, "as_of", *(encoded_context(F.col(f"_c{i}.v"), f.encoding).alias(f.name) for i, f, _ in sourced)
+        )
+    )
+    constants = {f.name: encoded_context(None, f.encoding) for f in fields if f.source is None}
+    joined = snapshots.join(latest, [*PLAYER, "as_of"], "left").withColumns(constants)
+    return joined.select(*snapshots.columns, *(f.name for f in fields))
+
+
 def build_training_set(
     spark: SparkSession, settings: Settings, cfg: ModelConfig, versions: Mapping[str, int] | None = None
 ) -> TrainingSet:
@@ -172,8 +263,8 @@ def build_training_set(
         & (history_days >= F.lit(cfg.training.min_history_days))
         & on_cadence
     )
-    labelled = label_snapshots(kept, events, cfg.label)
-    out = labelled.select(*KEY_COLUMNS, *all_features, LABEL)
+    labelled = label_snapshots(with_context(kept, events, cfg.context), events, cfg.label)
+    out = labelled.select(*KEY_COLUMNS, *all_features, *cfg.context_names, LABEL)
 
     from delta.tables import DeltaTable
 

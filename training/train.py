@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 import pandas as pd
 
@@ -131,7 +132,7 @@ def fit_booster(train: pd.DataFrame, cfg: ModelConfig) -> tuple[xgb.Booster, int
     on the last ``test_days`` days of ``train`` when configured)."""
     import xgboost as xgb
 
-    names, t = cfg.feature_names, cfg.training
+    names, t = cfg.input_names, cfg.training
     params = _xgb_params(cfg)
     rounds = t.num_boost_round
     days = sorted(train["as_of_date"].unique())
@@ -189,7 +190,7 @@ def fit_and_measure(rows: pd.DataFrame, cfg: ModelConfig, ground_truth_path: str
         tuned = tune(train, cfg)
     fit_cfg = tuned.config if tuned is not None else cfg
     booster, rounds = fit_booster(train, fit_cfg)
-    pred = np.asarray(booster.inplace_predict(_matrix(test, cfg.feature_names)), dtype=np.float64)
+    pred = np.asarray(booster.inplace_predict(_matrix(test, cfg.input_names)), dtype=np.float64)
     metrics = holdout_metrics(cfg, test[LABEL].to_numpy(), pred)
     metrics.update(
         rows=float(len(rows)),
@@ -251,7 +252,7 @@ def _log_evaluation(cfg: ModelConfig, booster: xgb.Booster, test: pd.DataFrame, 
             mlflow.log_artifacts(str(folder), artifact_path="evaluation")
             for f in ("reliability.csv", "reliability.png"):
                 (folder / f).unlink()
-        importance = gain_importance(booster, cfg.feature_names)
+        importance = gain_importance(booster, cfg.input_names)
         importance.to_csv(folder / "importance_gain.csv", index=False)
         importance_plot(importance, f"{cfg.name}: feature importance (gain)", folder / "importance_gain.png")
         mlflow.log_artifacts(str(folder), artifact_path="evaluation")
@@ -311,7 +312,8 @@ def train_model(
     client = tracking_client(settings)
     experiment_id = ensure_experiment(settings, client)
     lineage = {f"lineage.{table}": str(v) for table, v in ts.inputs.items()}
-    names = cfg.feature_names
+    names = cfg.input_names  # the features, then the context fields
+    context = [msgspec.to_builtins(e) for e in cfg.context_encodings]
     tags = {
         "model": name,
         "feature_set": cfg.feature_set,
@@ -351,7 +353,9 @@ def train_model(
             }
         )
         mlflow.log_metrics(metrics)
-        mlflow.log_dict({"feature_set": cfg.feature_set, "feature_names": names}, "feature_names.json")
+        mlflow.log_dict(
+            {"feature_set": cfg.feature_set, "feature_names": names, "context": context}, "feature_names.json"
+        )
         _log_evaluation(cfg, booster, test, pred)
         log_holdout(test)
         X = pd.DataFrame(_matrix(test, names), columns=names)
@@ -362,7 +366,8 @@ def train_model(
             signature=infer_signature(X, pred),
             input_example=example,
             registered_model_name=name if register else None,
-            metadata={"feature_set": cfg.feature_set, "feature_names": names, "model": name},
+            # serving reads the inputs and the context encodings from here (serving.models)
+            metadata={"feature_set": cfg.feature_set, "feature_names": names, "context": context, "model": name},
             pip_requirements=_pip_requirements(),
         )
         run_id = run.info.run_id

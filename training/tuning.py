@@ -151,7 +151,7 @@ def tune(train: pd.DataFrame, cfg: ModelConfig, *, console: Console | None = Non
     if parent is None:
         raise RuntimeError("tune logs its trials as nested runs: call it inside the training run")
     fit, valid = search_split(train, cfg)
-    names, t = cfg.feature_names, cfg.training
+    names, t = cfg.input_names, cfg.training  # the features, then the context fields
     d_fit = xgb.DMatrix(_matrix(fit, names), label=fit[LABEL].to_numpy(), feature_names=names)
     d_valid = xgb.DMatrix(_matrix(valid, names), label=valid[LABEL].to_numpy(), feature_names=names)
     base = _xgb_params(cfg)

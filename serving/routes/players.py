@@ -126,6 +126,8 @@ async def predict(model: str, request: Request) -> Response:
     except ModelNotFound as exc:
         log.info("predict for an undeclared model %s: %s", model, exc)
         return _error(404, NO_MODEL)
+    except ClientMistake as exc:  # a context value of the wrong type for a field the model declares
+        return _error(exc.status, exc.message)
     except Exception:  # the predictor answers fallbacks itself; this is the server failing to
         log.exception("the predictor for model %s could not run", model)
         return _error(503, "predictions are unavailable right now; retry later")
@@ -148,7 +150,9 @@ router.add_api_route(
             "description": "Content for the player",
             "content": {"application/json": {"schema": PREDICT_RESPONSE_SCHEMA}},
         },
-        400: _err_doc("the body is not a valid predict request"),
+        400: _err_doc(
+            "the body is not a valid predict request, or a context field the model declares has a value of another type"
+        ),
         401: _err_doc("no serve key, or not a known game's serve key"),
         404: _err_doc("no such model"),
         408: _err_doc("the body did not arrive in time"),
