@@ -17,21 +17,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from features.config import Settings, _describe
-from features.contract import EVENT_TYPES
 from features.definitions import FEATURE_SETS, FeatureSet
 from features.errors import ConfigError, ModelNotFound
-from features.model_context import ContextEncoding, ContextField, context_problem
+from features.model_context import ContextEncoding, ContextField, context_problem, known_event_type
+from features.model_context import Strict as _Strict
 from features.properties import PROPERTY_TYPES
 
 MODEL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 """Model names double as file names and MLflow registry names, and arrive in URL paths."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 LabelKind = Literal["occurrence", "absence", "regression"]
@@ -67,9 +63,7 @@ class LabelSpec(_Strict):
     @field_validator("event_type")
     @classmethod
     def _known_event_type(cls, v: str) -> str:
-        if v not in EVENT_TYPES:
-            raise ValueError(f"unknown event type '{v}' (known: {', '.join(EVENT_TYPES)})")
-        return v
+        return known_event_type(v)
 
     @field_validator("value")
     @classmethod

@@ -59,11 +59,20 @@ _FITS: dict[str, str] = {"category": "string", "bool": "boolean", "int": "double
 """The property type a field of each type reads in training."""
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A declaration section: unknown keys are errors and a parsed section never changes."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class LatestProperty(_Strict):
+def known_event_type(v: str) -> str:
+    """``v`` if the contract defines that event type; else the error a declaration shows."""
+    if v not in EVENT_TYPES:
+        raise ValueError(f"unknown event type '{v}' (known: {', '.join(EVENT_TYPES)})")
+    return v
+
+
+class LatestProperty(Strict):
     event_type: str
     """An event type of the contract (``session_start``)."""
     property: str
@@ -73,9 +82,7 @@ class LatestProperty(_Strict):
     @field_validator("event_type")
     @classmethod
     def _known_event_type(cls, v: str) -> str:
-        if v not in EVENT_TYPES:
-            raise ValueError(f"unknown event type '{v}' (known: {', '.join(EVENT_TYPES)})")
-        return v
+        return known_event_type(v)
 
     @field_validator("property")
     @classmethod
@@ -85,7 +92,7 @@ class LatestProperty(_Strict):
         return v
 
 
-class LatestPropertySource(_Strict):
+class LatestPropertySource(Strict):
     latest_property: LatestProperty
 
 
@@ -135,7 +142,7 @@ class ContextEncoding(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return f
 
 
-class ContextField(_Strict):
+class ContextField(Strict):
     """One field the game sends with a predict call, and how training gets its value."""
 
     name: str

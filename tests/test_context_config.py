@@ -12,15 +12,10 @@ from test_model_config import declaration
 from features.errors import ConfigError
 from features.model_config import ModelConfig, parse_model_config
 from features.model_context import RESERVED_NAMES
+from tests_support import PLATFORM_CONTEXT
 from training.dataset import KEY_COLUMNS, LABEL
 
-PLATFORM = {
-    "name": "platform",
-    "type": "category",
-    "values": ["ios", "android", "pc"],
-    "default": "ios",
-    "training": {"latest_property": {"event_type": "session_start", "property": "platform"}},
-}
+PLATFORM = PLATFORM_CONTEXT
 PLACEMENT = {"name": "placement", "type": "category", "values": ["shop", "home"], "default": "home"}
 
 

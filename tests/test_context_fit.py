@@ -17,18 +17,13 @@ from test_tuning import declaration
 
 from features.config import Settings, load_settings
 from features.model_config import ModelConfig
+from tests_support import PLATFORM_CONTEXT
 from training.dataset import LABEL
 from training.registry import ensure_experiment, tracking_client
 from training.train import Fitted, fit_and_measure
 
 DAY0 = date(2026, 10, 1)
-PLATFORM = {
-    "name": "platform",
-    "type": "category",
-    "values": ["ios", "android", "pc"],
-    "default": "ios",
-    "training": {"latest_property": {"event_type": "session_start", "property": "platform"}},
-}
+PLATFORM = PLATFORM_CONTEXT
 
 
 def rows(days: int = 10, players: int = 60) -> pd.DataFrame:

@@ -34,15 +34,10 @@ from serving.models import CHAMPION, ChampionModel
 from serving.predict import Predictor
 from serving.prediction_log import PredictionLog, read_log
 from serving.requests import ClientMistake
+from tests_support import PLATFORM_CONTEXT
 
 FEATURES = ["store_view_count_1d", "purchase_count_30d"]
-PLATFORM = {
-    "name": "platform",
-    "type": "category",
-    "values": ["ios", "android", "pc"],
-    "default": "ios",
-    "training": {"latest_property": {"event_type": "session_start", "property": "platform"}},
-}
+PLATFORM = PLATFORM_CONTEXT
 BOOST = {"name": "boost", "type": "float", "default": 0.0, "low": 0, "high": 10, "training": "default"}
 VIP = {"name": "vip", "type": "bool", "default": False, "training": "default"}
 LEVEL = {"name": "level", "type": "int", "default": 1, "training": "default"}

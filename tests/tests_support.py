@@ -9,6 +9,16 @@ from features.contract import now_ms
 from features.online import Profile
 from features.profile_state import ProfileState
 
+PLATFORM_CONTEXT: dict[str, Any] = {
+    "name": "platform",
+    "type": "category",
+    "values": ["ios", "android", "pc"],
+    "default": "ios",
+    "training": {"latest_property": {"event_type": "session_start", "property": "platform"}},
+}
+"""A request-time context field as a model YAML declares it: the platform, trained from the
+player's latest session start (the context tests share it)."""
+
 
 def make_event(player: str = "p1", **over: Any) -> dict[str, Any]:
     e: dict[str, Any] = {
