@@ -19,9 +19,10 @@ loop on ``--connections`` keep-alive connections, achieved rate reported) runs f
 ``--seconds``, and:
 
 - **every acknowledged batch is measured**: a poller process (``benchmarks.freshness_probe``)
-  reads the player's profile from the online store with the store's own ``get`` (not through
-  the HTTP profile API, whose serving cost would distort the figure) until it shows the batch;
-  freshness is the time from the 202 to that read, beside the store's own write stamp;
+  reads the player's row of the online store's SQLite file, as ``SqliteOnlineStore.get`` does
+  but many players a query and only the hop stamps decoded (not through the HTTP profile API,
+  whose serving cost would distort the figure), after every commit to it, until the row shows
+  the batch; freshness is the time from the 202 to that read, beside the store's write stamp;
 - **the hops** of each measured batch (``features.latency.HOPS`` stamps on the profile, the
   micro-batch that folded it and that batch's start from Spark's progress report) split
   received → read into the collector, waiting for a micro-batch, Spark's planning, read and

@@ -160,3 +160,36 @@ def test_a_batch_body_is_one_players_valid_events_gzipped() -> None:
     assert len({e["event_id"] for e in events}) == 20
     for e in events:
         msgspec.convert(e, Event)  # the contract's own type takes every one
+
+
+def test_the_poller_reads_the_stores_own_rows_hop_stamps_and_folding_batch(tmp_path) -> None:
+    import sqlite3
+
+    from benchmarks.freshness_probe import read_shown
+    from features.config import SqliteOnlineStoreConfig
+    from features.online import Profile
+    from features.online.sqlite import SqliteOnlineStore
+
+    path = str(tmp_path / "profiles.db")
+    stamps = {"received_at": 1000, "stream_at": 1005, "processed_at": 1200}
+    with SqliteOnlineStore(SqliteOnlineStoreConfig(path=path)) as store:
+        store.put(
+            [
+                Profile(
+                    game_id="demo",
+                    player_id="fresh-000001",
+                    version=1,
+                    as_of=1200,
+                    features={},
+                    state={"seen": ["x"], "applied": {"positions": {"0": "7"}, "checkpoint": "c", "batch": 12}},
+                    timestamps=dict(stamps),
+                ),
+                Profile(game_id="other", player_id="fresh-000002", version=1, as_of=1, features={}, state={}),
+            ]
+        )
+    conn = sqlite3.connect(path)
+    found = read_shown(conn, ["fresh-000001", "fresh-000002", "fresh-000003"])
+    assert list(found) == ["fresh-000001"]  # another game's player and an unknown one are absent
+    assert found["fresh-000001"].state.applied.batch == 12
+    shown = found["fresh-000001"].timestamps
+    assert {k: shown[k] for k in stamps} == stamps and "profile_written_at" in shown  # the store's stamp
