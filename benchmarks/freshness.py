@@ -79,8 +79,8 @@ from benchmarks.freshness_stats import (  # noqa: E402
     Quantiles,
     Step,
     Sustained,
-    backlog_slope,
     epoch_ms,
+    growth_slope,
     linear_fit,
     parse_progress,
     per_second,
@@ -108,8 +108,9 @@ HOPS: tuple[tuple[str, str], ...] = (
     ("collector", "received_at → stream_at: validation and the durable stream write"),
     ("wait for a batch", "stream_at → start of the micro-batch that read it: the batch in flight"),
     ("Spark plans the batch", "batch start → foreachBatch starts: latest offsets, offset log, query planning"),
-    ("Spark reads, shuffles", "foreachBatch start → processed_at: erasure list, source read, shuffle by player"),
-    ("fold and write", "processed_at → profile_written_at: the partition's fold and put"),
+    ("Spark reads, shuffles", "foreachBatch start → its first fold: erasure list, source read, shuffle, profile reads"),
+    ("folds before its own", "the batch's first fold → processed_at: the players folded before it in its partition"),
+    ("the rest, then put", "processed_at → profile_written_at: the partition's remaining folds, then its put"),
     ("read", "profile_written_at → first read showing it: the rest of the put, its commit, the poll"),
 )
 
@@ -476,7 +477,8 @@ def ramp(
             f"ramp {rate:,.0f}/s", url, rate, args.step_seconds, args.batch_events, args.connections, cycle
         )
         run.phases.append(step)
-        measured = phase_step(step, [(s.at_ms, s.records) for s in sampler.samples], args.batch_events)
+        backlog = [(s.at_ms, s.records) for s in sampler.samples]
+        measured = phase_step(step, backlog, list(sampler.committed_ms.values()), args.batch_events)
         console.print(
             f"ramp step {rate:,.0f} events/s: achieved {step.achieved_rate:,.0f}, backlog slope "
             f"{measured.slope:+,.0f} events/s" + (" — growing" if measured.grows else "")
@@ -501,8 +503,13 @@ def phase_samples(phase: PhaseResult, backlog: list[tuple[float, int]], batch_ev
     ]
 
 
-def phase_step(phase: PhaseResult, backlog: list[tuple[float, int]], batch_events: int) -> Step:
-    return Step(phase.offered_rate, phase.achieved_rate, backlog_slope(phase_samples(phase, backlog, batch_events)))
+def phase_step(
+    phase: PhaseResult, backlog: list[tuple[float, int]], commits_ms: list[float], batch_events: int
+) -> Step:
+    """The phase as a ramp step: its rates and its backlog's growth (``growth_slope``)."""
+    commits = [(c - phase.started_ms) / 1000 for c in commits_ms if in_phase(c, phase)]
+    slope = growth_slope(phase_samples(phase, backlog, batch_events), commits)
+    return Step(phase.offered_rate, phase.achieved_rate, slope)
 
 
 def in_phase(at_ms: float, phase: PhaseResult) -> bool:
@@ -519,23 +526,36 @@ def batch_starts(run: Run) -> tuple[dict[int, float], str]:
 
 
 def hop_values(run: Run) -> dict[str, list[float]]:
-    """Each hop's latency (ms) of every measured batch whose stamps and micro-batch are known."""
+    """Each hop's latency (ms) of every measured batch whose stamps and micro-batch are known.
+
+    A micro-batch's first fold is the earliest ``processed_at`` among the batches it folded
+    (every main-run batch is measured, so that is its first player's, or near it): it splits
+    Spark's work before any fold from the folds of the players ahead in the same partition."""
     starts, _ = batch_starts(run)
     fold_starts = {int(r["batch"]): r["at"] - r["batch_ms"] for r in run.reports if "at" in r and "batch_ms" in r}
+    first_fold: dict[int, float] = {}
+    for s in run.seen:
+        processed = s.timestamps.get("processed_at")
+        if s.batch is not None and processed is not None:
+            first_fold[s.batch] = min(first_fold.get(s.batch, processed), processed)
     out: dict[str, list[float]] = {name: [] for name, _ in HOPS}
     for s in run.seen:
         ts = s.timestamps
         received, stream, processed = ts.get("received_at"), ts.get("stream_at"), ts.get("processed_at")
         written = ts.get("profile_written_at")
-        start = starts.get(s.batch) if s.batch is not None else None
-        fold_start = fold_starts.get(s.batch) if s.batch is not None else None
-        if None in (received, stream, processed, written, start, fold_start):
+        start, fold_start, first = (
+            (starts.get(s.batch), fold_starts.get(s.batch), first_fold.get(s.batch))
+            if s.batch is not None
+            else (None, None, None)
+        )
+        if None in (received, stream, processed, written, start, fold_start, first):
             continue
         out["collector"].append(stream - received)
         out["wait for a batch"].append(start - stream)
         out["Spark plans the batch"].append(fold_start - start)
-        out["Spark reads, shuffles"].append(processed - fold_start)
-        out["fold and write"].append(written - processed)
+        out["Spark reads, shuffles"].append(first - fold_start)
+        out["folds before its own"].append(processed - first)
+        out["the rest, then put"].append(written - processed)
         out["read"].append(s.seen_ms - written)
     return out
 
@@ -613,12 +633,12 @@ def summarise(run: Run) -> Summary:
     steps = [
         (
             p,
-            phase_step(p, run.backlog, args.batch_events),
+            phase_step(p, run.backlog, list(run.committed_ms.values()), args.batch_events),
             quantiles(v for r in run.reports if in_phase(r.get("at", 0), p) for v in r.get("latency_ms", [])),
         )
         for p in ramp_phases
     ]
-    main_step = phase_step(main, run.backlog, args.batch_events)
+    main_step = phase_step(main, run.backlog, list(run.committed_ms.values()), args.batch_events)
     sustained = sustained_rate([s for _, s, _ in steps])
     backlog_lines = [
         (p.name, per_second(phase_samples(p, run.backlog, args.batch_events), 0.0))
@@ -682,6 +702,16 @@ def dominance(
         + ", ".join(f"{name} {share:.0%}" for name, share in hop_shares.items() if name != top)
         + ")"
     ]
+    groups = {
+        "waiting for the micro-batch in flight": ("wait for a batch",),
+        "Spark's planning, read and shuffle": ("Spark plans the batch", "Spark reads, shuffles"),
+        "the folds and the write": ("folds before its own", "the rest, then put"),
+        "the collector and the read": ("collector", "read"),
+    }
+    lines.append(
+        "grouped: "
+        + ", ".join(f"{group} {sum(hop_shares.get(h, 0.0) for h in hops_of):.0%}" for group, hops_of in groups.items())
+    )
     batch = durations.get("triggerExecution")
     if batch is not None and batch.n and not math.isnan(fixed_ms):
         lines.append(

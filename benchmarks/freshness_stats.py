@@ -73,6 +73,31 @@ def backlog_slope(samples: Sequence[tuple[float, float]]) -> float:
     return linear_fit(samples)[1]
 
 
+def troughs(samples: Sequence[tuple[float, float]], commits: Sequence[float]) -> list[tuple[float, float]]:
+    """The first sample at or after each commit and before the next: what each micro-batch
+    left behind (the events that arrived while it ran), the low points of the sawtooth."""
+    ordered = sorted(samples)
+    marks = sorted(commits)
+    out: list[tuple[float, float]] = []
+    for i, commit in enumerate(marks):
+        following = marks[i + 1] if i + 1 < len(marks) else math.inf
+        first = next(((t, v) for t, v in ordered if commit <= t < following), None)
+        if first is not None:
+            out.append(first)
+    return out
+
+
+def growth_slope(samples: Sequence[tuple[float, float]], commits: Sequence[float]) -> float:
+    """Backlog growth (events/s) from the troughs after each commit, or from every sample when
+    fewer than two commits fell in the window.
+
+    Not from every sample: a least-squares line through ``n`` whole teeth of a sawtooth that
+    rises at ``r`` rises at ``r / n²`` itself, so three micro-batches of a job that keeps up
+    would read as growth of a ninth of the rate. The troughs of such a job stay level."""
+    low = troughs(samples, commits)
+    return backlog_slope(low) if len(low) >= 2 else backlog_slope(samples)
+
+
 def backlog_grows(slope_per_s: float, rate_per_s: float, tolerance: float = GROWTH_TOLERANCE) -> bool:
     """Whether a backlog rising at ``slope_per_s`` under ``rate_per_s`` arrivals means the job
     is falling behind (a NaN slope, too few samples to tell, is not growth)."""

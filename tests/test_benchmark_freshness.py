@@ -18,6 +18,7 @@ from benchmarks.freshness_stats import (
     backlog_grows,
     backlog_slope,
     epoch_ms,
+    growth_slope,
     linear_fit,
     parse_offsets,
     parse_progress,
@@ -27,6 +28,7 @@ from benchmarks.freshness_stats import (
     shares,
     sparkline,
     sustained_rate,
+    troughs,
     verdict,
 )
 from features.contract import Event, now_ms
@@ -57,6 +59,25 @@ def test_a_sawtooth_backlog_of_a_job_that_keeps_up_has_no_slope_worth_the_name()
     slope = backlog_slope(samples)
     assert abs(slope) < 0.05 * 5000
     assert not backlog_grows(slope, 5000)
+
+
+def test_a_least_squares_line_through_a_few_teeth_would_read_growth_but_the_troughs_do_not() -> None:
+    # a job keeping up at 2,500 events/s with 4.5 s micro-batches: the backlog fills to ~11k
+    # and drops to what arrived meanwhile at each commit; three whole teeth of a step
+    rate, period = 2500.0, 4.5
+    samples = [(t / 4, rate * ((t / 4) % period)) for t in range(55)]
+    commits = [period * k for k in range(1, 4)]
+    assert backlog_slope(samples) > 0.05 * rate  # the sawtooth's own bias, about rate / n²
+    assert abs(growth_slope(samples, commits)) < 0.05 * rate
+    assert [t for t, _ in troughs(samples, commits)] == [4.5, 9.0, 13.5]
+
+
+def test_troughs_that_rise_are_growth_and_one_commit_falls_back_to_every_sample() -> None:
+    # a job behind: each micro-batch leaves 1,000 events more than the one before
+    samples = [(t / 4, 1000.0 * (t / 4) // 3 + 200.0 * ((t / 4) % 3)) for t in range(60)]
+    assert growth_slope(samples, [3.0, 6.0, 9.0, 12.0]) == pytest.approx(1000 / 3, rel=0.05)
+    rising = [(t / 4, 100.0 * t) for t in range(20)]
+    assert growth_slope(rising, [2.0]) == pytest.approx(400.0)
 
 
 def test_growth_is_judged_against_the_arrival_rate() -> None:
