@@ -10,10 +10,11 @@ In a fresh temporary work folder it starts, each in its own process, the collect
 stream profiles`` on the embedded SQLite stream and online store, configured by a copy of
 ``conf/`` whose only change is Spark's streaming progress log at INFO, so the job's own
 per-batch durations land in its log; ``--spark-conf`` and ``--stream-shards`` change that copy
-too, to measure a tuning without touching the defaults). Before the job starts, every player gets the profile a
-30-day simulated player has (``--history-days``; 0 starts every player from nothing), so each
+too, to measure a tuning without touching the defaults). Before the job starts, every player
+gets the profile a 30-day simulated player has (``--history-days``; 0 starts every player from nothing), so each
 fold reads and rewrites a profile of a live game's size. Once the job has committed its first
-micro-batch and a warm-up at the rate has passed, a steady load (``benchmarks.freshness_load``:
+micro-batch and a warm-up has passed (``--warmup`` 60 s at up to 500 events/s: the JVM's JIT
+compiler takes minutes to settle on two cores), a steady load (``benchmarks.freshness_load``:
 one player's ``--batch-events`` gzip'd events per request, players in a shuffled cycle, open
 loop on ``--connections`` keep-alive connections, achieved rate reported) runs for
 ``--seconds``, and:
@@ -24,15 +25,17 @@ loop on ``--connections`` keep-alive connections, achieved rate reported) runs f
   whose serving cost would distort the figure), after every commit to it, until the row shows
   the batch; freshness is the time from the 202 to that read, beside the store's write stamp;
 - **the hops** of each measured batch (``features.latency.HOPS`` stamps on the profile, the
-  micro-batch that folded it and that batch's start from Spark's progress report) split
-  received → read into the collector, waiting for a micro-batch, Spark's planning, read and
-  shuffle up to the fold, the fold and write, and the read;
+  micro-batch that folded it, that batch's start from Spark's progress report, its
+  ``foreachBatch`` start from the job's report and its first fold) split received → read into
+  the collector, waiting for the micro-batch in flight, Spark's planning, Spark's read and
+  shuffle up to the first fold, the folds ahead in the partition, the rest and the put, and
+  the read;
 - **micro-batches**: Spark's progress durations and the job's own batch reports
   (``{reports}/latency/profiles``), with a fit of batch time against events per batch, whose
   intercept is Spark's fixed cost per micro-batch;
 - **backlog**: stream records past the newest committed batch, sampled 4× a second, as a
-  sparkline of each second's peak; it grows when its least-squares slope over a step exceeds
-  5% of the arrival rate;
+  sparkline of each second's peak; it grows when the slope of its troughs (the samples just
+  after each commit) over a step exceeds 5% of the arrival rate;
 - **the ramp** (``--ramp``, by default after the main run; off with ``--quick``): steps at
   rising rates, stopping at the first whose backlog grows; the highest rate before it is the
   sustained rate.
@@ -40,8 +43,9 @@ loop on ``--connections`` keep-alive connections, achieved rate reported) runs f
 Targets on 2 cores (printed with met / not met, never asserted): p50 ≤ 300 ms and p95 ≤ 1 s
 from acknowledgement to a profile read showing the event, 5,000 events/s without backlog
 growth; stretch p50 ~200 ms. The load generator, the collector, the poller and the job share
-the machine's cores, as they would not in production; the CPU each used and the machine's
-load average are printed with the figures. ``--quick``: 1,000 events/s for 15 s, a smoke run.
+the machine's cores, as they would not in production; the CPU each used (the job's JIT
+compiling apart, from ``jstat``), the rest of the machine's and the load average are printed
+with the figures. ``--quick``: 1,000 events/s for 15 s, a smoke run.
 """
 
 from __future__ import annotations
@@ -101,6 +105,11 @@ TARGET_RATE = 5000.0
 START_TIMEOUT_S = 300.0
 """A busy 2-core machine took over a minute to start the job's JVM and fold a first batch."""
 DRAIN_TIMEOUT_S = 60.0
+WARMUP_RATE = 500.0
+"""The warm-up's rate at most: it is there for micro-batches to run while the JVM compiles Spark's
+hot code (at 1,000 events/s a micro-batch's JVM CPU halved between the job's second and fourth
+minute here, 0.82 → 0.40 CPU-s, its JIT threads taking about a quarter of a core meanwhile), not
+to leave a backlog for the main run to start behind."""
 MIN_FIT_BATCHES = 5
 """Fewer micro-batches than this give no fixed-cost fit (two points always fit a line)."""
 PROGRESS_LOGGER = "org.apache.spark.sql.execution.streaming.runtime.ProgressReporter"
@@ -126,7 +135,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batch-events", type=int, default=20, help="events of one player per request (an SDK flush)")
     ap.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     ap.add_argument("--history-days", type=int, default=30, help="days of simulated history in every profile (0: none)")
-    ap.add_argument("--warmup", type=float, default=None, help="seconds of load before measuring (default 10; quick 5)")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=None,
+        help=f"seconds of load at up to {WARMUP_RATE:,.0f} events/s before measuring (default 60; quick 5)",
+    )
     ap.add_argument("--trigger-ms", type=int, default=None, help="the job's trigger interval (default: configuration)")
     ap.add_argument(
         "--spark-conf",
@@ -151,7 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.rate = args.rate if args.rate is not None else (1000.0 if quick else 5000.0)
     args.seconds = args.seconds if args.seconds is not None else (15.0 if quick else 60.0)
-    args.warmup = args.warmup if args.warmup is not None else (5.0 if quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (5.0 if quick else 60.0)
     args.ramp = args.ramp if args.ramp is not None else not quick
     args.ramp_steps = args.ramp_steps or ([1000.0, 2000.0, 3000.0] if quick else [2500.0, 5000.0, 7500.0, 10000.0])
     args.step_seconds = args.step_seconds if args.step_seconds is not None else (8.0 if quick else 15.0)
@@ -328,6 +342,34 @@ def wait_drained(sampler: BacklogSampler, timeout_s: float, since_ms: float) -> 
     return False
 
 
+def jvm_of(pid: int) -> int | None:
+    """The pid of the ``java`` process ``pid`` started (the Spark driver of the job), if any."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        if name == "java" and int(rest[1]) == pid:
+            return int(entry)
+    return None
+
+
+def jit_compile_s(pid: int | None) -> float | None:
+    """Seconds the JVM ``pid`` has spent JIT-compiling so far (``jstat -compiler``, from the
+    JDK); ``None`` without a JVM or jstat."""
+    jstat = shutil.which("jstat")
+    if pid is None or jstat is None:
+        return None
+    try:
+        out = subprocess.run([jstat, "-compiler", str(pid)], capture_output=True, text=True, timeout=30).stdout
+        return float(out.splitlines()[1].split()[3])
+    except (OSError, subprocess.SubprocessError, IndexError, ValueError):
+        return None
+
+
 def machine_busy_s() -> float:
     """CPU-seconds the whole machine has been busy since boot (``/proc/stat``), for the share
     that processes other than the benchmark's took during a run."""
@@ -365,6 +407,8 @@ class Run:
     """CPU-seconds each process used during the main run (and the machine's other processes)."""
     job_exit: int | None = None
     ramp_stopped: str = ""
+    jit_s: float | None = None
+    """Seconds the job's JVM spent JIT-compiling during the main run (``jstat``)."""
 
 
 def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
@@ -415,7 +459,9 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
         run.startup_s = wait_for_first_batch(gateway.url, sampler, job, console)
         cycle = PlayerCycle(args.players)
         if args.warmup > 0:
-            warm = run_phase("warm-up", gateway.url, args.rate, args.warmup, args.batch_events, args.connections, cycle)
+            rate = min(args.rate, WARMUP_RATE)
+            console.print(f"warm-up: {rate:,.0f} events/s for {args.warmup:g} s (the JVM compiles Spark's hot code)")
+            warm = run_phase("warm-up", gateway.url, rate, args.warmup, args.batch_events, args.connections, cycle)
             run.phases.append(warm)
             wait_drained(sampler, DRAIN_TIMEOUT_S, warm.ended_ms)
 
@@ -424,6 +470,8 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
 
         procs = {"collector": gateway.pid, "profiles job (JVM, Python workers)": job.process.pid, "poller": poller.pid}
         cpu_before = {name: sum(cpu_by_process(pid).values()) for name, pid in procs.items() if pid}
+        jvm = jvm_of(job.process.pid)
+        jit_before = jit_compile_s(jvm)
         self_before, busy_before = time.process_time(), machine_busy_s()
         console.print(f"main run: {args.rate:,.0f} events/s for {args.seconds:g} s, every batch measured")
         main = run_phase(
@@ -435,6 +483,9 @@ def run_benchmark(args: argparse.Namespace, console: Console) -> Run:
         run.cpu_s["load generator and sampler (this process)"] = time.process_time() - self_before
         run.cpu_s["everything else on the machine"] = (machine_busy_s() - busy_before) - sum(run.cpu_s.values())
         run.cpu_s["wall seconds"] = max(args.seconds, (main.ended_ms - main.started_ms) / 1000)
+        jit_after = jit_compile_s(jvm)
+        if jit_before is not None and jit_after is not None:
+            run.jit_s = jit_after - jit_before
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while pending.value > 0 and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -853,6 +904,8 @@ def render(run: Run, summary: Summary, console: Console) -> None:
             mine = not name.startswith("everything else")
             per_event = f"{used / acked * 1e6:,.0f}" if acked and mine else ""
             cpu.add_row(name, f"{used:,.1f}", f"{used / wall:.2f}", per_event)
+            if name.startswith("profiles job") and run.jit_s is not None:
+                cpu.add_row("  its JIT compilers busy (jstat, s)", f"{run.jit_s:,.1f}", f"{run.jit_s / wall:.2f}", "")
     console.print(cpu)
 
     targets = Table("target (2 cores)", "measured", "verdict")
@@ -885,6 +938,7 @@ def to_json(run: Run, summary: Summary) -> dict[str, Any]:
         "ramp": [{"offered": s.offered, "achieved": s.achieved, "slope": s.slope} for _, s, _ in summary.steps],
         "sustained": asdict(summary.sustained),
         "cpu_s": run.cpu_s,
+        "jit_s": run.jit_s,
         "targets": summary.targets,
         "dominates": summary.dominates,
     }
