@@ -701,8 +701,11 @@ def summarise(run: Run) -> Summary:
     rate_verdict = rate_target_verdict(main_step, sustained, TARGET_RATE)
     if rate_verdict == "not tested":
         rate_verdict = f"not tested (main run at {main.achieved_rate:,.0f} events/s)"
+    elif rate_verdict == "mixed":
+        rate_verdict = "mixed: at its limit (one window held the rate, another fell behind)"
     sustained_text = f"main run {main.achieved_rate:,.0f} events/s: backlog slope {main_step.slope:+,.0f} events/s" + (
-        f"; ramp sustained {sustained.rate:,.0f}" if sustained.rate is not None else ""
+        (f"; ramp sustained {sustained.rate:,.0f}" if sustained.rate is not None else "")
+        + (f", grew at {sustained.first_growing:,.0f}" if sustained.first_growing is not None else "")
     )
     targets = [
         (f"p50 ≤ {TARGET_P50_MS:.0f} ms (202 → read)", f"{_ms(observed.p50)} ms", verdict(observed.p50, TARGET_P50_MS)),

@@ -142,17 +142,19 @@ def sustained_rate(steps: Sequence[Step]) -> Sustained:
 
 def rate_target_verdict(main: Step, sustained: Sustained, target: float) -> str:
     """``met`` when the main run at the target rate, or a ramp step at or above it before any
-    grew, kept the backlog flat; ``not met`` when the backlog grew at or below the target
-    rate; ``not tested`` when neither ran near it."""
-    reached = RATE_SLACK * target
-    if (main.achieved >= reached and not main.grows) or (sustained.rate is not None and sustained.rate >= reached):
-        return "met"
-    ceiling = target / RATE_SLACK
-    if (main.grows and main.achieved <= ceiling) or (
+    grew, kept the backlog flat, and no run at or below the target rate saw it grow; ``not met``
+    when one saw it grow and none kept it flat at the rate; ``mixed`` when both happened (a job
+    at its limit, whose 60 s and 15 s windows disagree); ``not tested`` when none ran near it."""
+    reached, ceiling = RATE_SLACK * target, target / RATE_SLACK
+    held = (main.achieved >= reached and not main.grows) or (sustained.rate is not None and sustained.rate >= reached)
+    fell_behind = (main.grows and main.achieved <= ceiling) or (
         sustained.first_growing is not None and sustained.first_growing <= ceiling
-    ):
-        return "not met"
-    return "not tested"
+    )
+    if held and fell_behind:
+        return "mixed"
+    if held:
+        return "met"
+    return "not met" if fell_behind else "not tested"
 
 
 def sparkline(values: Sequence[float], width: int = 60) -> str:

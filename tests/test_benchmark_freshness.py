@@ -116,6 +116,8 @@ def test_the_rate_target_is_met_only_by_a_flat_backlog_at_about_the_target_rate(
     assert rate_target_verdict(Step(1000, 1000, 0.0), Sustained(2500, 5000), 5000) == "not met"
     assert rate_target_verdict(Step(1000, 1000, 0.0), no_ramp, 5000) == "not tested"  # a quick run
     assert rate_target_verdict(Step(5000, 3000, 0.0), no_ramp, 5000) == "not tested"  # the load fell short
+    # flat for the main run's minute, growing in a ramp step at the same rate: a job at its limit
+    assert rate_target_verdict(flat_at_5k, Sustained(2500, 5000), 5000) == "mixed"
 
 
 def test_per_second_keeps_each_seconds_peak_and_fills_silent_seconds() -> None:
