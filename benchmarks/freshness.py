@@ -90,6 +90,7 @@ from benchmarks.freshness_stats import (  # noqa: E402
     per_second,
     quantiles,
     rate_target_verdict,
+    settled_batch_ms,
     shares,
     sparkline,
     sustained_rate,
@@ -734,8 +735,24 @@ def summarise(run: Run) -> Summary:
         sustained=sustained,
         backlog_lines=backlog_lines,
         targets=targets,
-        dominates=dominance(run, hop_q, hop_shares, durations, fixed_ms, len(fit_points)),
+        dominates=dominance(run, hop_q, hop_shares, durations, fixed_ms, len(fit_points))
+        + busy_share_lines(main.achieved_rate, fixed_ms, per_event_ms, durations.get("triggerExecution")),
     )
+
+
+def busy_share_lines(rate: float, fixed_ms: float, per_event_ms: float, batch: Quantiles | None) -> list[str]:
+    """The fit's reading of the batch length (``settled_batch_ms``), beside the measured one."""
+    settled = settled_batch_ms(fixed_ms, per_event_ms, rate)
+    if math.isnan(settled) or batch is None or not batch.n:
+        return []
+    busy = rate * per_event_ms / 1000
+    if math.isinf(settled):
+        return [f"at {rate:,.0f} events/s the fitted per-event cost alone fills each second ({busy:.0%}): behind"]
+    return [
+        f"at {rate:,.0f} events/s the per-event cost ({per_event_ms * 1000:,.0f} µs) keeps the job busy {busy:.0%} "
+        f"of each second, so a batch settles near {fixed_ms:,.0f} / (1 - {busy:.2f}) = {settled:,.0f} ms "
+        f"(measured p50 {batch.p50:,.0f} ms), and an event waits for about one and a half of them"
+    ]
 
 
 def dominance(

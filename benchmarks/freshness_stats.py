@@ -157,6 +157,18 @@ def rate_target_verdict(main: Step, sustained: Sustained, target: float) -> str:
     return "not met" if fell_behind else "not tested"
 
 
+def settled_batch_ms(fixed_ms: float, per_event_ms: float, rate_per_s: float) -> float:
+    """The micro-batch length a steady ``rate_per_s`` settles at, given a batch of ``n`` events
+    takes ``fixed_ms + per_event_ms × n``: each batch holds what arrived during the one before,
+    so ``T = fixed + per_event × rate × T``, i.e. ``fixed / (1 - busy)`` with ``busy`` the share
+    of each second spent on events. Infinite when ``busy`` reaches 1 (the job falls behind), NaN
+    without a fit."""
+    if math.isnan(fixed_ms) or math.isnan(per_event_ms):
+        return math.nan
+    busy = rate_per_s * per_event_ms / 1000
+    return math.inf if busy >= 1 else fixed_ms / (1 - busy)
+
+
 def sparkline(values: Sequence[float], width: int = 60) -> str:
     """``values`` as one line of block characters, at most ``width`` of them (each the maximum
     of the values it covers, so a spike is never averaged away); empty for no values."""

@@ -25,6 +25,7 @@ from benchmarks.freshness_stats import (
     per_second,
     quantiles,
     rate_target_verdict,
+    settled_batch_ms,
     shares,
     sparkline,
     sustained_rate,
@@ -118,6 +119,14 @@ def test_the_rate_target_is_met_only_by_a_flat_backlog_at_about_the_target_rate(
     assert rate_target_verdict(Step(5000, 3000, 0.0), no_ramp, 5000) == "not tested"  # the load fell short
     # flat for the main run's minute, growing in a ramp step at the same rate: a job at its limit
     assert rate_target_verdict(flat_at_5k, Sustained(2500, 5000), 5000) == "mixed"
+
+
+def test_a_batch_settles_where_the_fixed_cost_is_what_the_per_event_work_leaves_of_a_second() -> None:
+    # 600 ms a batch + 150 µs an event at 5,000 events/s: busy 75% of each second
+    assert settled_batch_ms(600.0, 0.15, 5000) == pytest.approx(2400.0)
+    assert settled_batch_ms(600.0, 0.15, 0) == pytest.approx(600.0)  # idle: the fixed cost alone
+    assert math.isinf(settled_batch_ms(600.0, 0.15, 7000))  # 105% busy: it falls behind
+    assert math.isnan(settled_batch_ms(math.nan, math.nan, 5000))
 
 
 def test_per_second_keeps_each_seconds_peak_and_fills_silent_seconds() -> None:
