@@ -73,6 +73,31 @@ def backlog_slope(samples: Sequence[tuple[float, float]]) -> float:
     return linear_fit(samples)[1]
 
 
+def troughs(samples: Sequence[tuple[float, float]], commits: Sequence[float]) -> list[tuple[float, float]]:
+    """The first sample at or after each commit and before the next: what each micro-batch
+    left behind (the events that arrived while it ran), the low points of the sawtooth."""
+    ordered = sorted(samples)
+    marks = sorted(commits)
+    out: list[tuple[float, float]] = []
+    for i, commit in enumerate(marks):
+        following = marks[i + 1] if i + 1 < len(marks) else math.inf
+        first = next(((t, v) for t, v in ordered if commit <= t < following), None)
+        if first is not None:
+            out.append(first)
+    return out
+
+
+def growth_slope(samples: Sequence[tuple[float, float]], commits: Sequence[float]) -> float:
+    """Backlog growth (events/s) from the troughs after each commit, or from every sample when
+    fewer than two commits fell in the window.
+
+    Not from every sample: a least-squares line through ``n`` whole teeth of a sawtooth that
+    rises at ``r`` rises at ``r / n²`` itself, so three micro-batches of a job that keeps up
+    would read as growth of a ninth of the rate. The troughs of such a job stay level."""
+    low = troughs(samples, commits)
+    return backlog_slope(low) if len(low) >= 2 else backlog_slope(samples)
+
+
 def backlog_grows(slope_per_s: float, rate_per_s: float, tolerance: float = GROWTH_TOLERANCE) -> bool:
     """Whether a backlog rising at ``slope_per_s`` under ``rate_per_s`` arrivals means the job
     is falling behind (a NaN slope, too few samples to tell, is not growth)."""
@@ -117,17 +142,31 @@ def sustained_rate(steps: Sequence[Step]) -> Sustained:
 
 def rate_target_verdict(main: Step, sustained: Sustained, target: float) -> str:
     """``met`` when the main run at the target rate, or a ramp step at or above it before any
-    grew, kept the backlog flat; ``not met`` when the backlog grew at or below the target
-    rate; ``not tested`` when neither ran near it."""
-    reached = RATE_SLACK * target
-    if (main.achieved >= reached and not main.grows) or (sustained.rate is not None and sustained.rate >= reached):
-        return "met"
-    ceiling = target / RATE_SLACK
-    if (main.grows and main.achieved <= ceiling) or (
+    grew, kept the backlog flat, and no run at or below the target rate saw it grow; ``not met``
+    when one saw it grow and none kept it flat at the rate; ``mixed`` when both happened (a job
+    at its limit, whose 60 s and 15 s windows disagree); ``not tested`` when none ran near it."""
+    reached, ceiling = RATE_SLACK * target, target / RATE_SLACK
+    held = (main.achieved >= reached and not main.grows) or (sustained.rate is not None and sustained.rate >= reached)
+    fell_behind = (main.grows and main.achieved <= ceiling) or (
         sustained.first_growing is not None and sustained.first_growing <= ceiling
-    ):
-        return "not met"
-    return "not tested"
+    )
+    if held and fell_behind:
+        return "mixed"
+    if held:
+        return "met"
+    return "not met" if fell_behind else "not tested"
+
+
+def settled_batch_ms(fixed_ms: float, per_event_ms: float, rate_per_s: float) -> float:
+    """The micro-batch length a steady ``rate_per_s`` settles at, given a batch of ``n`` events
+    takes ``fixed_ms + per_event_ms × n``: each batch holds what arrived during the one before,
+    so ``T = fixed + per_event × rate × T``, i.e. ``fixed / (1 - busy)`` with ``busy`` the share
+    of each second spent on events. Infinite when ``busy`` reaches 1 (the job falls behind), NaN
+    without a fit."""
+    if math.isnan(fixed_ms) or math.isnan(per_event_ms):
+        return math.nan
+    busy = rate_per_s * per_event_ms / 1000
+    return math.inf if busy >= 1 else fixed_ms / (1 - busy)
 
 
 def sparkline(values: Sequence[float], width: int = 60) -> str:

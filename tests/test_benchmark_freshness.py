@@ -18,15 +18,18 @@ from benchmarks.freshness_stats import (
     backlog_grows,
     backlog_slope,
     epoch_ms,
+    growth_slope,
     linear_fit,
     parse_offsets,
     parse_progress,
     per_second,
     quantiles,
     rate_target_verdict,
+    settled_batch_ms,
     shares,
     sparkline,
     sustained_rate,
+    troughs,
     verdict,
 )
 from features.contract import Event, now_ms
@@ -57,6 +60,25 @@ def test_a_sawtooth_backlog_of_a_job_that_keeps_up_has_no_slope_worth_the_name()
     slope = backlog_slope(samples)
     assert abs(slope) < 0.05 * 5000
     assert not backlog_grows(slope, 5000)
+
+
+def test_a_least_squares_line_through_a_few_teeth_would_read_growth_but_the_troughs_do_not() -> None:
+    # a job keeping up at 2,500 events/s with 4.5 s micro-batches: the backlog fills to ~11k
+    # and drops to what arrived meanwhile at each commit; three whole teeth of a step
+    rate, period = 2500.0, 4.5
+    samples = [(t / 4, rate * ((t / 4) % period)) for t in range(55)]
+    commits = [period * k for k in range(1, 4)]
+    assert backlog_slope(samples) > 0.05 * rate  # the sawtooth's own bias, about rate / n²
+    assert abs(growth_slope(samples, commits)) < 0.05 * rate
+    assert [t for t, _ in troughs(samples, commits)] == [4.5, 9.0, 13.5]
+
+
+def test_troughs_that_rise_are_growth_and_one_commit_falls_back_to_every_sample() -> None:
+    # a job behind: each micro-batch leaves 1,000 events more than the one before
+    samples = [(t / 4, 1000.0 * (t / 4) // 3 + 200.0 * ((t / 4) % 3)) for t in range(60)]
+    assert growth_slope(samples, [3.0, 6.0, 9.0, 12.0]) == pytest.approx(1000 / 3, rel=0.05)
+    rising = [(t / 4, 100.0 * t) for t in range(20)]
+    assert growth_slope(rising, [2.0]) == pytest.approx(400.0)
 
 
 def test_growth_is_judged_against_the_arrival_rate() -> None:
@@ -95,6 +117,16 @@ def test_the_rate_target_is_met_only_by_a_flat_backlog_at_about_the_target_rate(
     assert rate_target_verdict(Step(1000, 1000, 0.0), Sustained(2500, 5000), 5000) == "not met"
     assert rate_target_verdict(Step(1000, 1000, 0.0), no_ramp, 5000) == "not tested"  # a quick run
     assert rate_target_verdict(Step(5000, 3000, 0.0), no_ramp, 5000) == "not tested"  # the load fell short
+    # flat for the main run's minute, growing in a ramp step at the same rate: a job at its limit
+    assert rate_target_verdict(flat_at_5k, Sustained(2500, 5000), 5000) == "mixed"
+
+
+def test_a_batch_settles_where_the_fixed_cost_is_what_the_per_event_work_leaves_of_a_second() -> None:
+    # 600 ms a batch + 150 µs an event at 5,000 events/s: busy 75% of each second
+    assert settled_batch_ms(600.0, 0.15, 5000) == pytest.approx(2400.0)
+    assert settled_batch_ms(600.0, 0.15, 0) == pytest.approx(600.0)  # idle: the fixed cost alone
+    assert math.isinf(settled_batch_ms(600.0, 0.15, 7000))  # 105% busy: it falls behind
+    assert math.isnan(settled_batch_ms(math.nan, math.nan, 5000))
 
 
 def test_per_second_keeps_each_seconds_peak_and_fills_silent_seconds() -> None:
@@ -160,3 +192,36 @@ def test_a_batch_body_is_one_players_valid_events_gzipped() -> None:
     assert len({e["event_id"] for e in events}) == 20
     for e in events:
         msgspec.convert(e, Event)  # the contract's own type takes every one
+
+
+def test_the_poller_reads_the_stores_own_rows_hop_stamps_and_folding_batch(tmp_path) -> None:
+    import sqlite3
+
+    from benchmarks.freshness_probe import read_shown
+    from features.config import SqliteOnlineStoreConfig
+    from features.online import Profile
+    from features.online.sqlite import SqliteOnlineStore
+
+    path = str(tmp_path / "profiles.db")
+    stamps = {"received_at": 1000, "stream_at": 1005, "processed_at": 1200}
+    with SqliteOnlineStore(SqliteOnlineStoreConfig(path=path)) as store:
+        store.put(
+            [
+                Profile(
+                    game_id="demo",
+                    player_id="fresh-000001",
+                    version=1,
+                    as_of=1200,
+                    features={},
+                    state={"seen": ["x"], "applied": {"positions": {"0": "7"}, "checkpoint": "c", "batch": 12}},
+                    timestamps=dict(stamps),
+                ),
+                Profile(game_id="other", player_id="fresh-000002", version=1, as_of=1, features={}, state={}),
+            ]
+        )
+    conn = sqlite3.connect(path)
+    found = read_shown(conn, ["fresh-000001", "fresh-000002", "fresh-000003"])
+    assert list(found) == ["fresh-000001"]  # another game's player and an unknown one are absent
+    assert found["fresh-000001"].state.applied.batch == 12
+    shown = found["fresh-000001"].timestamps
+    assert {k: shown[k] for k in stamps} == stamps and "profile_written_at" in shown  # the store's stamp
