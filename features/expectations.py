@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar
 
 from features.contract import EVENT_TYPES, PLATFORMS
@@ -223,14 +224,21 @@ def quarantine_reason(
     ``late_by_ms`` is ``received_at`` minus the corrected event time; ``None`` skips the
     lateness check (for callers that do not know when the event was received).
     """
-    for expectation in row_expectations(late_after_days):
+    for expectation in _checks_for(event_type, late_after_days):
         if isinstance(expectation, ArrivedInTime):
             if late_by_ms is not None and expectation.broken_by(late_by_ms):
                 return expectation.reason
-        elif (
-            expectation.on_property
-            and expectation.applies_to(event_type)
-            and expectation.broken_by(property_value(properties, expectation.column))
-        ):
+        elif expectation.broken_by(property_value(properties, expectation.column)):
             return expectation.reason
     return None
+
+
+@lru_cache(maxsize=256)
+def _checks_for(event_type: str, late_after_days: float) -> tuple[RowExpectation | ArrivedInTime, ...]:
+    """The row expectations ``quarantine_reason`` evaluates on one event type, in silver's order:
+    the streaming fold checks every event, so the filter by type and by property runs once."""
+    return tuple(
+        e
+        for e in row_expectations(late_after_days)
+        if isinstance(e, ArrivedInTime) or (e.on_property and e.applies_to(event_type))
+    )

@@ -17,6 +17,7 @@ import hashlib
 from typing import TYPE_CHECKING
 
 from features.config import Settings
+from pipelines.lake_files import list_files
 from pipelines.session import table_path
 
 if TYPE_CHECKING:
@@ -48,3 +49,23 @@ def read_erased(spark: SparkSession, path: str) -> frozenset[str]:
         return frozenset()
     rows = spark.read.format("delta").load(path).select("player_digest").distinct().collect()
     return frozenset(r[0] for r in rows)
+
+
+class ErasedPlayers:
+    """The erasure list as the streaming job reads it before every micro-batch: from the Delta
+    table only when its log has a commit the last read had not seen (one listing of
+    ``_delta_log``, a LIST on S3), not a Spark job per micro-batch. A commit that lands
+    between the listing and the read changes the next listing, so the list is re-read then:
+    it is never older than the batch before."""
+
+    def __init__(self, settings: Settings, path: str):
+        self.settings, self.path = settings, path
+        self._log: tuple[str, ...] | None = None
+        self._erased: frozenset[str] = frozenset()
+
+    def current(self, spark: SparkSession) -> frozenset[str]:
+        log = tuple(list_files(self.settings, f"{self.path.rstrip('/')}/_delta_log", suffix=".json"))
+        if log != self._log:
+            self._erased = read_erased(spark, self.path) if log else frozenset()
+            self._log = log
+        return self._erased

@@ -1,8 +1,9 @@
 """Folding one micro-batch's events into players' online profiles: the executor side, no Spark.
 
-``pipelines.profiles_stream`` groups each micro-batch by player, i.e. by ``(game_id,
-player_id)`` (the same player id in two games is two players), and hands every Spark partition
-to ``update_partition``, which runs in an executor's Python worker: it opens its own online
+``pipelines.profiles_stream`` hands every Spark partition of a micro-batch to
+``update_partition``, which runs in an executor's Python worker: it groups the partition's rows
+by player, i.e. by ``(game_id, player_id)`` (the same player id in two games is two players;
+the stream source keeps each player's records in one partition), opens its own online
 store from configuration, folds each player's new events with the same ``ProfileState`` that
 serving reads, and writes the partition's profiles in one batched ``put``. What is folded is the
 union of the inputs of every online feature set (``UpdateContext.feature_sets``, by default
@@ -51,6 +52,9 @@ EVENT_FIELDS: tuple[str, ...] = (
     "stream_position",
 )
 """Columns of a stream row the fold needs (``STREAM_EVENT_DDL`` names)."""
+
+PLAYER_COLUMNS: tuple[str, ...] = ("game_id", "player_id")
+"""A player is the pair: the same player id in two games is folded into two profiles."""
 
 STATS_DDL = (
     "players INT, events_applied INT, duplicates INT, quarantined INT, replayed INT, latency_ms ARRAY<DOUBLE>, "
@@ -263,28 +267,37 @@ def update_players(
 
 
 def update_partition(ctx: UpdateContext, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` body over rows ``(game_id, player_id, events: array<struct>)``: one put per
-    Arrow batch."""
-    schema = pa.schema(
-        [
-            ("players", pa.int32()),
-            ("events_applied", pa.int32()),
-            ("duplicates", pa.int32()),
-            ("quarantined", pa.int32()),
-            ("replayed", pa.int32()),
-            ("latency_ms", pa.list_(pa.float64())),
-            ("hops", pa.map_(pa.string(), pa.list_(pa.float64()))),
-        ]
-    )
+    """``mapInArrow`` body over one partition of stream rows (``PLAYER_COLUMNS`` + ``EVENT_FIELDS``),
+    which holds every event of its players in this micro-batch (``pipelines.stream_source``
+    reads whole shard families, and the stream is keyed by player): the rows are grouped by
+    player here, not by a shuffle, and the partition's profiles are read and written in one
+    ``get_many`` and one ``put``. Yields one row of ``STATS_DDL``."""
+    players: dict[PlayerKey, list[dict[str, Any]]] = {}
+    for batch in batches:
+        for row in batch.to_pylist():
+            players.setdefault((row["game_id"], row["player_id"]), []).append(row)
+    if not players:
+        return
     store = ctx.open_store()
     try:
-        for batch in batches:
-            players = [((r["game_id"], r["player_id"]), r["events"]) for r in batch.to_pylist()]
-            stats = update_players(store, players, ctx)
-            row = {**stats.to_dict(), "hops": list(stats.hops.items())}
-            yield pa.RecordBatch.from_pylist([row], schema=schema)
+        stats = update_players(store, list(players.items()), ctx)
     finally:
         store.close()
+    row = {**stats.to_dict(), "hops": list(stats.hops.items())}
+    yield pa.RecordBatch.from_pylist([row], schema=_STATS_SCHEMA)
+
+
+_STATS_SCHEMA = pa.schema(
+    [
+        ("players", pa.int32()),
+        ("events_applied", pa.int32()),
+        ("duplicates", pa.int32()),
+        ("quarantined", pa.int32()),
+        ("replayed", pa.int32()),
+        ("latency_ms", pa.list_(pa.float64())),
+        ("hops", pa.map_(pa.string(), pa.list_(pa.float64()))),
+    ]
+)
 
 
 def thin(samples: Sequence[float], cap: int) -> list[float]:

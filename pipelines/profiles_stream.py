@@ -7,8 +7,11 @@
 that the session names must already be on its class path.)
 
 It reads the event stream (``playerpulse_stream``) in micro-batches and, in ``foreachBatch``,
-groups each batch's events by player, ``(game_id, player_id)``, and folds them into the online store on the executors
-(``pipelines.profile_updates``): the driver only sees one small row of counts per partition.
+folds each partition's events into the online store on the executors, player by player,
+``(game_id, player_id)`` (``pipelines.profile_updates``): the driver only sees one small row of
+counts per partition. There is no shuffle: the stream is keyed by player and the source reads
+whole shard families per partition, so a player's events of one batch are in one partition;
+the partitions are packed to the session's cores, one wave of tasks per batch.
 Each profile folds the inputs of every online feature set (``features.definitions.online_union``),
 so serving can compute any of them; ``load_settings`` has already refused a ``streaming.state_days``
 shorter than their longest window.
@@ -38,9 +41,17 @@ from features.contract import now_ms
 from features.definitions import FeatureSet, online_union, retention_problem
 from features.errors import ConfigError, PlayerPulseError
 from features.latency import nearest_rank
-from pipelines.erasure_list import erasure_log_path, read_erased
+from pipelines.erasure_list import ErasedPlayers, erasure_log_path
 from pipelines.lake_files import list_files, read_text, write_text
-from pipelines.profile_updates import EVENT_FIELDS, STATS_DDL, UpdateContext, UpdateStats, stats_line, update_partition
+from pipelines.profile_updates import (
+    EVENT_FIELDS,
+    PLAYER_COLUMNS,
+    STATS_DDL,
+    UpdateContext,
+    UpdateStats,
+    stats_line,
+    update_partition,
+)
 from pipelines.stream_source import read_event_stream
 from pipelines.stream_stop import (
     BatchGate,
@@ -59,8 +70,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("playerpulse.profiles")
 
 QUERY_NAME = "profiles"
-PLAYER_KEY = ("game_id", "player_id")
-"""A player is the pair: the same player id in two games is folded into two profiles."""
 
 
 def latency_dir(settings: Settings) -> str:
@@ -83,7 +92,7 @@ class ProfileBatchWriter:
             raise ConfigError(f"streaming.state_days {problem}")
         self.settings = settings
         self.reports = latency_dir(settings)
-        self.erasure_log = erasure_log_path(settings)
+        self.erased = ErasedPlayers(settings, erasure_log_path(settings))
         self.gate = BatchGate()
 
     def context(self, batch_id: int, erased: frozenset[str] = frozenset()) -> UpdateContext:
@@ -113,14 +122,16 @@ class ProfileBatchWriter:
             self.gate.leave()
 
     def fold(self, batch: DataFrame, batch_id: int) -> None:
-        from pyspark.sql import functions as F
-
         started = time.perf_counter()
-        # read every batch: a player erased a moment ago is never folded in again
-        erased = read_erased(batch.sparkSession, self.erasure_log)
-        # a shuffle by player (game and player id), so that one task owns each player's read-modify-write
-        per_player = batch.groupBy(*PLAYER_KEY).agg(F.collect_list(F.struct(*EVENT_FIELDS)).alias("events"))
-        rows = per_player.mapInArrow(partial(update_partition, self.context(batch_id, erased)), STATS_DDL).collect()
+        # checked every batch: a player erased a moment ago is never folded in again
+        erased = self.erased.current(batch.sparkSession)
+        # no shuffle: a partition holds every event of its players (whole shard families of a
+        # stream keyed by player), so one task owns each player's read-modify-write
+        rows = (
+            batch.select(*PLAYER_COLUMNS, *EVENT_FIELDS)
+            .mapInArrow(partial(update_partition, self.context(batch_id, erased)), STATS_DDL)
+            .collect()
+        )
         stats = UpdateStats.combine(r.asDict() for r in rows)
         elapsed = (time.perf_counter() - started) * 1000
         # one file per batch, named by the time it ended so that names sort oldest first
@@ -154,7 +165,7 @@ def start_profiles_stream(
     if trigger_ms < 0:
         raise ValueError(f"trigger_ms must be >= 0, got {trigger_ms}")
     location = checkpoint or settings.lake.checkpoints.rstrip("/") + "/profiles"
-    events = read_event_stream(spark, settings)
+    events = read_event_stream(spark, settings, max_partitions=fold_partitions(spark))
     batch_writer = ProfileBatchWriter(settings, location)
     writer = events.writeStream.queryName(QUERY_NAME).foreachBatch(batch_writer).option("checkpointLocation", location)
     if available_now:
@@ -164,6 +175,15 @@ def start_profiles_stream(
     query = writer.start()
     register_gate(query, batch_writer.gate)
     return query
+
+
+def fold_partitions(spark: SparkSession) -> int | None:
+    """Partitions of a micro-batch: the session's task slots, so that every core folds and no
+    task waits for a second wave (``None`` where the session has no SparkContext to ask)."""
+    try:
+        return int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect / serverless: one partition per shard family
+        return None
 
 
 def stop_profiles_stream(query: StreamingQuery) -> bool:

@@ -2,8 +2,14 @@
 
 Any ``Stream`` backend (SQLite, Kinesis) reads through this one source, so the bronze and the
 profiles jobs never know which stream is configured. Offsets are ``{shard: position}``; one
-micro-batch reads ``(start, end]`` of every shard, one Spark partition per shard, and re-reading
-the same range yields the same rows, which makes checkpointed queries exactly-once.
+micro-batch reads ``(start, end]`` of every shard, and re-reading the same range yields the same
+rows, which makes checkpointed queries exactly-once.
+
+A Spark partition reads whole shard families (``Stream.shard_families``: a shard, or a resharded
+shard's lineage, parents first), so the partition key's records in one micro-batch are all in one
+partition: the streaming profiles job folds each partition without a shuffle. Option
+``maxPartitions`` packs the families into at most that many partitions (the profiles job: the
+cores it has), so a micro-batch is one wave of tasks however many shards the stream has.
 
     spark.dataSource.register(StreamEventsDataSource)
     df = (spark.readStream.format("playerpulse_stream")
@@ -44,6 +50,15 @@ class ShardRange(InputPartition):
     def __init__(self, shard: str, after: str | None, upto: str):
         super().__init__((shard, after, upto))
         self.shard, self.after, self.upto = shard, after, upto
+
+
+class StreamSlice(InputPartition):
+    """What one Spark partition reads: ranges of whole shard families, each family's oldest
+    shard first."""
+
+    def __init__(self, ranges: list[ShardRange]):
+        super().__init__(tuple(r.value for r in ranges))
+        self.ranges = ranges
 
 
 _COLUMNS: tuple[tuple[str, str], ...] = tuple(
@@ -118,10 +133,10 @@ def record_batches(records: Iterable[ReadRecord]) -> Iterator[Any]:
         )
 
 
-def _batches(options: dict[str, str], part: ShardRange) -> Iterator[Any]:
+def _batches(options: dict[str, str], part: StreamSlice) -> Iterator[Any]:
     stream = _open(options)
     try:
-        yield from record_batches(stream.read(part.shard, part.after, part.upto))
+        yield from record_batches(rec for r in part.ranges for rec in stream.read(r.shard, r.after, r.upto))
     finally:
         stream.close()
 
@@ -132,6 +147,39 @@ def _ranges(start: Offset, end: Offset) -> list[ShardRange]:
         for shard, upto in sorted(end.items())
         if upto is not None and upto != start.get(shard)
     ]
+
+
+def slices(ranges: list[ShardRange], families: list[list[str]], max_partitions: int | None) -> list[StreamSlice]:
+    """``ranges`` as partitions that never split a family of ``families`` (a shard no family
+    names is its own), packed into at most ``max_partitions`` by number of ranges, largest first."""
+    by_shard = {r.shard: r for r in ranges}
+    groups: list[list[ShardRange]] = []
+    placed: set[str] = set()
+    for family in families:
+        members = [by_shard[s] for s in family if s in by_shard]
+        placed.update(family)
+        if members:
+            groups.append(members)
+    groups.extend([r] for r in ranges if r.shard not in placed)
+    if not max_partitions or len(groups) <= max_partitions:
+        return [StreamSlice(g) for g in groups]
+    bins: list[list[ShardRange]] = [[] for _ in range(max_partitions)]
+    for group in sorted(groups, key=len, reverse=True):
+        min(bins, key=len).extend(group)
+    return [StreamSlice(b) for b in bins if b]
+
+
+def _slices(options: dict[str, str], ranges: list[ShardRange], stream: Any | None = None) -> list[StreamSlice]:
+    if not ranges:
+        return []
+    limit = int(options.get("maxPartitions", "0")) or None
+    if stream is not None:
+        return slices(ranges, stream.shard_families(), limit)
+    opened = _open(options)
+    try:
+        return slices(ranges, opened.shard_families(), limit)
+    finally:
+        opened.close()
 
 
 class StreamEventsReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
@@ -179,10 +227,10 @@ class StreamEventsReader(DataSourceStreamReader, SupportsTriggerAvailableNow):
         finally:
             stream.close()
 
-    def partitions(self, start: Offset, end: Offset) -> list[ShardRange]:
-        return _ranges(start, end)
+    def partitions(self, start: Offset, end: Offset) -> list[StreamSlice]:
+        return _slices(self.options, _ranges(start, end))
 
-    def read(self, partition: ShardRange) -> Iterator[Any]:
+    def read(self, partition: StreamSlice) -> Iterator[Any]:
         return _batches(self.options, partition)
 
     def commit(self, end: Offset) -> None:
@@ -193,14 +241,14 @@ class StreamEventsBatchReader(DataSourceReader):
     def __init__(self, options: dict[str, str]):
         self.options = dict(options)
 
-    def partitions(self) -> list[ShardRange]:
+    def partitions(self) -> list[StreamSlice]:
         stream = _open(self.options)
         try:
-            return _ranges({}, stream.latest_positions())
+            return _slices(self.options, _ranges({}, stream.latest_positions()), stream)
         finally:
             stream.close()
 
-    def read(self, partition: ShardRange) -> Iterator[Any]:
+    def read(self, partition: StreamSlice) -> Iterator[Any]:
         return _batches(self.options, partition)
 
 
@@ -224,15 +272,18 @@ def register(spark) -> None:
     spark.dataSource.register(StreamEventsDataSource)
 
 
-def read_event_stream(spark, settings, max_records: int | None = None):
+def read_event_stream(spark, settings, max_records: int | None = None, max_partitions: int | None = None):
     """The configured event stream as a streaming DataFrame, at most ``max_records`` stream
-    records per micro-batch (default ``streaming.max_records_per_batch``): the one way the
-    bronze and profiles jobs read it."""
+    records per micro-batch (default ``streaming.max_records_per_batch``) in at most
+    ``max_partitions`` partitions (default: one per shard family): the one way the bronze and
+    profiles jobs read it."""
     register(spark)
     limit = max_records if max_records is not None else settings.streaming.max_records_per_batch
-    return (
+    reader = (
         spark.readStream.format(SOURCE_NAME)
         .option("stream", settings.stream.model_dump_json())
         .option("maxRecordsPerBatch", str(limit))
-        .load()
     )
+    if max_partitions:
+        reader = reader.option("maxPartitions", str(max_partitions))
+    return reader.load()

@@ -214,3 +214,14 @@ def test_a_missing_bucket_is_reported_with_what_to_do(aws_endpoint: str) -> None
 
     with pytest.raises(StreamUnavailable, match="create_if_missing"):
         store.put([_letter(1)])
+
+
+def test_a_split_shards_children_are_read_with_their_parent(kinesis: KinesisStream) -> None:
+    (parent,) = kinesis.shards()
+    kinesis._client.split_shard(
+        StreamName=kinesis.config.stream_name, ShardToSplit=parent, NewStartingHashKey=str(2**127)
+    )
+
+    families = kinesis.shard_families()
+
+    assert len(families) == 1 and families[0][0] == parent and len(families[0]) == 3

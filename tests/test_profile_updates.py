@@ -205,3 +205,28 @@ def test_an_event_received_past_silvers_lateness_horizon_is_not_counted_online(s
     ten_days = 10 * 86_400_000
     _, stats = fold_player(P1, None, [row(t=NOW - ten_days), row(t=NOW - 3 * 86_400_000)], ONLINE, late, NOW)
     assert (stats.events_applied, stats.quarantined) == (1, 1)
+
+
+def test_a_partition_folds_each_players_events_together_whatever_arrow_batch_they_came_in(settings: Settings) -> None:
+    import pyarrow as pa
+
+    from pipelines.profile_updates import update_partition
+
+    def batch(rows: list[dict[str, Any]]) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pylist(rows)
+
+    from features.contract import now_ms
+
+    t = now_ms() - 60_000  # the partition reads features as of the real clock
+    first = [
+        {"game_id": "demo", "player_id": "p1", **row(t=t, position=1, received_at=t)},
+        {"game_id": "demo", "player_id": "p2", **row(t=t, received_at=t)},
+    ]
+    second = [{"game_id": "demo", "player_id": "p1", **row(t=t, position=2, received_at=t)}]
+
+    [stats] = [b.to_pylist()[0] for b in update_partition(ctx(settings), iter([batch(first), batch(second)]))]
+
+    with open_online_store(settings.online_store) as store:
+        p1 = store.get("demo", "p1")
+    assert stats["players"] == 2 and stats["events_applied"] == 3
+    assert p1 is not None and p1.features["session_count_7d"] == 2

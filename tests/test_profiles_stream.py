@@ -243,3 +243,25 @@ def test_checkpoint_defaults_under_the_lake_checkpoints(spark, settings):
     run_available_now(spark, settings)
 
     assert (Path(settings.lake.checkpoints) / "profiles" / "commits").is_dir()
+
+
+def test_the_erasure_list_is_re_read_as_soon_as_the_log_has_a_new_commit(spark, settings: Settings) -> None:
+    from datetime import UTC, datetime
+
+    from pipelines.erasure_list import ERASURE_LOG_DDL, ErasedPlayers, erasure_log_path, player_digest
+
+    path = erasure_log_path(settings)
+    erased = ErasedPlayers(settings, path)
+    before = erased.current(spark)
+
+    def erase(player: str) -> None:
+        row = ("e1", datetime.now(UTC), "demo", player_digest("demo", player), "online_store", 1, "{}")
+        spark.createDataFrame([row], ERASURE_LOG_DDL).write.format("delta").mode("append").save(path)
+
+    erase("p1")
+    first = erased.current(spark)
+    erase("p2")
+
+    assert before == frozenset()
+    assert first == {player_digest("demo", "p1")}
+    assert erased.current(spark) == {player_digest("demo", "p1"), player_digest("demo", "p2")}

@@ -67,3 +67,33 @@ def test_a_long_range_is_cut_into_batches_of_about_page_events(monkeypatch):
     sizes = [b.num_rows for b in record_batches(records)]
 
     assert sizes == [4, 4]
+
+
+def _range(shard: str) -> stream_source.ShardRange:
+    return stream_source.ShardRange(shard, None, "9")
+
+
+def test_a_partition_reads_a_whole_shard_family_parents_first():
+    ranges = [_range(s) for s in ("a", "a1", "a2", "b")]
+
+    parts = stream_source.slices(ranges, [["a", "a1", "a2"], ["b"]], max_partitions=None)
+
+    assert [[r.shard for r in p.ranges] for p in parts] == [["a", "a1", "a2"], ["b"]]
+
+
+def test_families_are_packed_into_the_cores_without_splitting_one():
+    ranges = [_range(s) for s in ("0", "1", "2", "3", "p", "c")]
+    families = [["0"], ["1"], ["2"], ["3"], ["p", "c"]]
+
+    parts = stream_source.slices(ranges, families, max_partitions=2)
+
+    read = [[r.shard for r in p.ranges] for p in parts]
+    assert len(read) == 2
+    assert sorted(s for p in read for s in p) == ["0", "1", "2", "3", "c", "p"]
+    assert any(p[:2] == ["p", "c"] for p in read)
+
+
+def test_a_shard_no_family_names_is_still_read():
+    parts = stream_source.slices([_range("0"), _range("new")], [["0"]], max_partitions=None)
+
+    assert [[r.shard for r in p.ranges] for p in parts] == [["0"], ["new"]]

@@ -39,6 +39,13 @@ class Stream(ABC):
     @abstractmethod
     def shards(self) -> list[str]: ...
 
+    def shard_families(self) -> list[list[str]]:
+        """Shards grouped so that one partition key's records never span two groups, each
+        group oldest shard first: a reader that reads a group in one task owns every player
+        of it. Without resharding each shard is its own group; after a split or merge a
+        player's records sit in the parent and then in a child (``KinesisStream``)."""
+        return [[shard] for shard in self.shards()]
+
     @abstractmethod
     def latest_positions(self) -> dict[str, str | None]:
         """Shard → position of its newest record (``None`` for an empty shard)."""

@@ -211,6 +211,18 @@ class KinesisStream(Stream):
         except (BotoCoreError, ClientError) as exc:
             raise self._unavailable("list shards", exc) from exc
 
+    def shard_families(self) -> list[list[str]]:
+        """Shards joined through ``ParentShardId`` / ``AdjacentParentShardId`` (a split's or a
+        merge's lineage), each family ordered by its shards' first sequence numbers, so a
+        parent's records are read before its children's."""
+        try:
+            listed: list[dict[str, Any]] = []
+            for page in self._client.get_paginator("list_shards").paginate(StreamName=self.name):
+                listed.extend(page["Shards"])
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("list shards", exc) from exc
+        return lineage_families(listed)
+
     def _iterator(self, shard: str, after: str | None) -> str:
         args: dict[str, Any] = {"StreamName": self.name, "ShardId": shard}
         if after is None:
@@ -320,3 +332,26 @@ def _arrival_ms(record: dict[str, Any]) -> int | None:
     """``ApproximateArrivalTimestamp`` (when Kinesis accepted the record) as epoch ms."""
     arrived = record.get("ApproximateArrivalTimestamp")
     return int(arrived.timestamp() * 1000) if arrived is not None else None
+
+
+def lineage_families(shards: list[dict[str, Any]]) -> list[list[str]]:
+    """``ListShards`` entries grouped by lineage (union of each shard with its parents that are
+    still listed), each group sorted by starting sequence number (parents open before children)."""
+    ids = [s["ShardId"] for s in shards]
+    root = {sid: sid for sid in ids}
+
+    def find(sid: str) -> str:
+        while root[sid] != sid:
+            root[sid] = root[root[sid]]
+            sid = root[sid]
+        return sid
+
+    for s in shards:
+        for parent in (s.get("ParentShardId"), s.get("AdjacentParentShardId")):
+            if parent in root:
+                root[find(s["ShardId"])] = find(parent)
+    start = {s["ShardId"]: int(s.get("SequenceNumberRange", {}).get("StartingSequenceNumber", 0)) for s in shards}
+    families: dict[str, list[str]] = {}
+    for sid in ids:
+        families.setdefault(find(sid), []).append(sid)
+    return [sorted(members, key=lambda sid: (start[sid], sid)) for members in families.values()]
