@@ -16,7 +16,7 @@ values must stay few: item ids, modes, levels; not free text).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -115,6 +115,15 @@ class ProfileState:
     inputs a minute or hour window reads."""
     life: dict[str, list[Any]] = field(default_factory=dict)
     """Input → cell of every event folded, for inputs a lifetime window reads."""
+    _seen_ids: set[str] | None = field(default=None, repr=False, compare=False)
+    """``seen`` as a set, built at the first lookup: ``seen`` holds up to
+    ``streaming.dedup_ids`` (2,000) ids, and a list scan per event was a third of a fold."""
+
+    def has_seen(self, event_id: str) -> bool:
+        """Whether ``event_id`` is among the recently applied ids (a client's re-send)."""
+        if self._seen_ids is None:
+            self._seen_ids = set(self.seen)
+        return event_id in self._seen_ids
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"days": self.days, "last": self.last, "seen": self.seen}
@@ -154,7 +163,7 @@ class ProfileState:
         given, and with ``received_at`` in ``event``, an event received later than that after
         ``time_ms`` is skipped as silver quarantines it; ``None`` folds late events in.
         """
-        if event["event_id"] in self.seen:
+        if self.has_seen(event["event_id"]):
             return False
         props = event.get("properties") or {}
         received = event.get("received_at")
@@ -194,8 +203,13 @@ class ProfileState:
                 self.last[rec.input] = time_ms
         if max_seen > 0:
             self.seen.append(event["event_id"])
+            if self._seen_ids is not None:
+                self._seen_ids.add(event["event_id"])
             if len(self.seen) > max_seen:
-                del self.seen[: len(self.seen) - max_seen]
+                dropped = self.seen[: len(self.seen) - max_seen]
+                del self.seen[: len(dropped)]
+                if self._seen_ids is not None:
+                    self._seen_ids.difference_update(dropped)
         return True
 
     def expire(self, as_of_ms: int, keep_days: int, keep_minutes: int = 0) -> None:
@@ -208,17 +222,29 @@ class ProfileState:
         for tile in [t for t in self.tiles if int(t) < oldest_tile]:
             del self.tiles[tile]
 
-    def features(self, fs: FeatureSet, as_of_ms: int) -> dict[str, float | int | str | None]:
+    def features_of(self, sets: Sequence[FeatureSet], as_of_ms: int) -> dict[str, float | int | str | None]:
+        """Every feature of ``sets`` as of ``as_of_ms`` (a name two sets share has one value:
+        they define it alike), the tiles filed by age once for all of them."""
+        ages = self._ages(as_of_ms)
+        return {name: v for fs in sets for name, v in self.features(fs, as_of_ms, ages).items()}
+
+    def _ages(self, as_of_ms: int) -> dict[str, dict[str, list[tuple[int, list[Any]]]]]:
+        return {
+            "day": _by_age(self.days, _day_ordinal, utc_date(as_of_ms).toordinal()),
+            "tile": _by_age(self.tiles, int, tile_index(as_of_ms)) if self.tiles else {},
+        }
+
+    def features(
+        self, fs: FeatureSet, as_of_ms: int, ages: dict[str, dict[str, list[tuple[int, list[Any]]]]] | None = None
+    ) -> dict[str, float | int | str | None]:
         """Feature values as of ``as_of_ms``, assuming no event after it has been folded in.
 
         Serving calls this on every prediction: one pass over each resolution's tiles files
         each input's cells under their age, and each window then reads only its input's
         cells younger than its length."""
         aggregations, recencies = _plan(fs)
-        ages = {
-            "day": _by_age(self.days, _day_ordinal, utc_date(as_of_ms).toordinal()),
-            "tile": _by_age(self.tiles, int, tile_index(as_of_ms)) if self.tiles else {},
-        }
+        if ages is None:
+            ages = self._ages(as_of_ms)
         out: dict[str, float | int | str | None] = {}
         for bucket, op, windows in aggregations:
             for resolution, length, name in windows:

@@ -195,7 +195,7 @@ def fold_player(
     )
     for time_ms, row in timed:
         event = _event(row)
-        duplicate = event["event_id"] in state.seen
+        duplicate = state.has_seen(event["event_id"])
         if state.apply(sets, event, time_ms, ctx.dedup_ids, ctx.late_after_days):
             stats.events_applied += 1
         elif duplicate:
@@ -219,7 +219,7 @@ def fold_player(
         player_id=player_id,
         version=max(now, stored.version + 1) if stored is not None else now,
         as_of=as_of,
-        features={name: v for fs in sets.sets for name, v in state.features(fs, as_of).items()},
+        features=state.features_of(sets.sets, as_of),
         state={
             **state.to_dict(),
             APPLIED_KEY: {"positions": watermarks, "checkpoint": ctx.checkpoint, "batch": ctx.batch_id},
