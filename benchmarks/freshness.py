@@ -28,7 +28,7 @@ loop on ``--connections`` keep-alive connections, achieved rate reported) runs f
   micro-batch that folded it, that batch's start from Spark's progress report, its
   ``foreachBatch`` start from the job's report and its first fold) split received → read into
   the collector, waiting for the micro-batch in flight, Spark's planning, Spark's read and
-  shuffle up to the first fold, the folds ahead in the partition, the rest and the put, and
+  grouping up to the first fold, the folds ahead in the partition, the rest and the put, and
   the read;
 - **micro-batches**: Spark's progress durations and the job's own batch reports
   (``{reports}/latency/profiles``), with a fit of batch time against events per batch, whose

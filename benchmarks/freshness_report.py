@@ -42,7 +42,7 @@ HOPS: tuple[tuple[str, str], ...] = (
     ("collector", "received_at → stream_at: validation and the durable stream write"),
     ("wait for a batch", "stream_at → start of the micro-batch that read it: the batch in flight"),
     ("Spark plans the batch", "batch start → foreachBatch starts: latest offsets, offset log, query planning"),
-    ("Spark reads, shuffles", "foreachBatch start → its first fold: erasure list, source read, shuffle, profile reads"),
+    ("Spark reads the batch", "foreachBatch start → its first fold: erasure list, source read, grouping, reads"),
     ("folds before its own", "the batch's first fold → processed_at: the players folded before it in its partition"),
     ("the rest, then put", "processed_at → profile_written_at: the partition's remaining folds, then its put"),
     ("read", "profile_written_at → first read showing it: the rest of the put, its commit, the poll"),
@@ -141,7 +141,7 @@ def hop_values(run: Run) -> dict[str, list[float]]:
         out["collector"].append(stream - received)
         out["wait for a batch"].append(start - stream)
         out["Spark plans the batch"].append(fold_start - start)
-        out["Spark reads, shuffles"].append(first - fold_start)
+        out["Spark reads the batch"].append(first - fold_start)
         out["folds before its own"].append(processed - first)
         out["the rest, then put"].append(written - processed)
         out["read"].append(s.seen_ms - written)
@@ -311,7 +311,7 @@ def dominance(
     ]
     groups = {
         "waiting for the micro-batch in flight": ("wait for a batch",),
-        "Spark's planning, read and shuffle": ("Spark plans the batch", "Spark reads, shuffles"),
+        "Spark's planning and read": ("Spark plans the batch", "Spark reads the batch"),
         "the folds and the write": ("folds before its own", "the rest, then put"),
         "the collector and the read": ("collector", "read"),
     }
@@ -332,7 +332,7 @@ def dominance(
         add = durations.get("addBatch")
         lines.append(
             f"per batch (means): {' + '.join(f'{k} {durations[k].mean:,.0f}' for k in spark)} = {overhead:,.0f} ms "
-            f"of bookkeeping around addBatch {add.mean if add else math.nan:,.0f} ms (the read, shuffle and fold)"
+            f"of bookkeeping around addBatch {add.mean if add else math.nan:,.0f} ms (the read and the fold)"
         )
     trigger = run.settings["trigger_ms"]
     if trigger:
