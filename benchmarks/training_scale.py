@@ -503,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
 
     session_dir = Path(tempfile.mkdtemp(prefix="pp-tscale-spark-", dir=args.workdir))
     spark = get_spark(bench_settings(session_dir, args.driver_memory), app_name="playerpulse-bench-training-scale")
+    arrow = spark.conf.get("spark.sql.execution.arrow.pyspark.enabled", "false")
+    console.print(f"Spark {spark.version}, toPandas through Arrow: {arrow} (the session's setting, left as it is)")
     try:
         warmup = warmup_shape(args)
         if warmup is not None:
