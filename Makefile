@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export SPARK_LOCAL_IP ?= 127.0.0.1
 
-.PHONY: install python-deps jars browser demo test test-erasure lint bench-collector bench-serving bench-lakehouse bench-feature-sets bench-freshness clean
+.PHONY: install python-deps jars browser demo test test-erasure lint bench-collector bench-serving bench-lakehouse bench-feature-sets bench-freshness bench-training-scale clean
 
 install: python-deps jars browser
 
@@ -80,6 +80,11 @@ bench-feature-sets: install
 # ramp until the job's backlog grows (BENCH_ARGS=--quick: 1,000 events/s for 15 s, no ramp).
 bench-freshness: install
 	$(BIN)/python benchmarks/freshness.py $(BENCH_ARGS)
+
+# Gold, the point-in-time training set and the store_offer xgboost fit on 10M generated silver events
+# (~1M training rows), against a baseline at a tenth of the size (BENCH_ARGS=--quick: 1M events).
+bench-training-scale: install
+	$(BIN)/python benchmarks/training_scale.py $(BENCH_ARGS)
 
 lint: python-deps
 	$(BIN)/ruff check .
