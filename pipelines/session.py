@@ -22,13 +22,21 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from features.config import Settings, conf_dir, repo_root
 from features.errors import ConfigError
+from pipelines.executors import (
+    code_archive,
+    executor_java_options,
+    has_remote_executors,
+    is_local_cluster,
+    local_cluster_home,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -137,6 +145,8 @@ def build_settings(settings: Settings) -> dict[str, str]:
         "spark.python.worker.reuse": "true",
         **{f"spark.hadoop.{k}": v for k, v in s3a_settings(settings).items()},
     }
+    if is_local_cluster(settings.spark.master):
+        built["spark.executor.extraJavaOptions"] = executor_java_options()
     return {**built, **runtime_settings(settings)}
 
 
@@ -149,10 +159,13 @@ def missing_static(current: Mapping[str, str]) -> list[str]:
     ]
 
 
-def _prepare_process() -> None:
+def _prepare_process(settings: Settings) -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if is_local_cluster(settings.spark.master) and not os.environ.get("SPARK_HOME"):
+        # the workers launch executors from it and keep their logs under it (pipelines/executors.py)
+        os.environ["SPARK_HOME"] = str(local_cluster_home(settings))
 
 
 def _build(settings: Settings, app_name: str, master: str | None) -> SparkSession:
@@ -168,6 +181,8 @@ def _build(settings: Settings, app_name: str, master: str | None) -> SparkSessio
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    if has_remote_executors(master):  # executors import the code this driver runs
+        spark.sparkContext.addPyFile(str(code_archive(settings)))
     return spark
 
 
@@ -189,12 +204,12 @@ def _adopt(spark: SparkSession, settings: Settings) -> SparkSession:
                 f"set: {'; '.join(missing)}. Give them to the cluster (EMR: spark-defaults classification; "
                 "spark-submit: --conf) together with the Delta jars (--jars or --packages io.delta:delta-spark_…)"
             )
+    if settings.lake.dynamodb_log_store is not None:  # refused before any setting of the session changes
+        _require_class(spark, S3_DYNAMODB_LOG_STORE, "io.delta:delta-storage-s3-dynamodb")
     for key, value in runtime_settings(settings).items():
         if key in settings.spark.conf or spark.conf.get(key, _UNSET) == _UNSET:
             spark.conf.set(key, value)
     apply_s3a(spark, settings)
-    if settings.lake.dynamodb_log_store is not None:
-        _require_class(spark, S3_DYNAMODB_LOG_STORE, "io.delta:delta-storage-s3-dynamodb")
     return spark
 
 
@@ -231,7 +246,7 @@ def get_spark(settings: Settings, app_name: str = "playerpulse") -> SparkSession
     """The session for ``settings``: built here for a ``spark.master``, else the cluster's."""
     from pyspark.sql import SparkSession
 
-    _prepare_process()
+    _prepare_process(settings)
     if settings.spark.master is not None:
         spark = _build(settings, app_name, settings.spark.master)
         if settings.lake.dynamodb_log_store is not None:
@@ -247,6 +262,26 @@ def get_spark(settings: Settings, app_name: str = "playerpulse") -> SparkSession
             "(conf/aws.yaml reads PLAYERPULSE_SPARK_MASTER, e.g. local[2]) to run here against the remote lake"
         )
     return _adopt(_build(settings, app_name, None), settings)
+
+
+@contextmanager
+def job_session(settings: Settings, app_name: str = "playerpulse") -> Iterator[SparkSession]:
+    """``get_spark`` for one command, stopping the session afterwards when this call built it.
+
+    Left to the JVM's shutdown hooks, a ``local-cluster`` session's workers see their executors
+    die first and launch new ones while the hooks run, until the master gives the application up
+    ("failed 30 times"): a screen of errors after a job that succeeded. A session that was running
+    already (the cluster's, Databricks, EMR, a test run's shared one) is not this command's to stop.
+    """
+    from pyspark.sql import SparkSession
+
+    running = SparkSession.getActiveSession() is not None
+    spark = get_spark(settings, app_name=app_name)
+    try:
+        yield spark
+    finally:
+        if not running:
+            spark.stop()
 
 
 def table_path(settings: Settings, name: str) -> str:

@@ -166,13 +166,13 @@ def pipeline(
 ) -> None:
     """Run a lakehouse job (also runnable as a file with spark-submit)."""
     from pipelines.jobs import JOBS, run_all
-    from pipelines.session import get_spark
+    from pipelines.session import job_session
 
     if job != "all" and job not in JOBS:
         raise PlayerPulseError(f"unknown job '{job}': choose one of {', '.join([*JOBS, 'all'])}")
     settings = _settings(env, workdir)
-    spark = get_spark(settings, app_name=f"playerpulse-{job}")
-    result = run_all(spark, settings) if job == "all" else {job: JOBS[job](spark, settings)}
+    with job_session(settings, app_name=f"playerpulse-{job}") as spark:
+        result = run_all(spark, settings) if job == "all" else {job: JOBS[job](spark, settings)}
     for name, metrics in result.items():
         console.print(f"[bold]{name}[/]: {metrics}")
 

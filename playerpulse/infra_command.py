@@ -12,6 +12,7 @@ blocked. Running it twice changes nothing: every resource is looked up before it
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -130,12 +131,16 @@ def create_resources(settings: Settings) -> list[Resource]:
 
 def infra_create(
     env: Annotated[str | None, typer.Option("--env", help="Configuration: conf/<env>.yaml (default aws).")] = "aws",
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Work folder (accepted as by every command; the resources are remote)."),
+    ] = None,
 ) -> None:
     """Create the buckets, Kinesis stream and DynamoDB table the configuration names, if missing."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
-        settings = load_settings(env)
+        settings = load_settings(env, workdir)
         for resource in create_resources(settings):
             typer.echo(resource.line())
     except ConfigError as exc:

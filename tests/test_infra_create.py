@@ -72,3 +72,13 @@ def test_infra_create_on_the_embedded_profile_says_there_is_nothing_to_create(tm
 
     assert done.returncode == 1
     assert "names no cloud resource" in done.stderr
+
+
+def test_infra_create_takes_the_workdir_every_command_takes(aws_endpoint, tmp_path):
+    env = aws_env(aws_endpoint, tmp_path)
+    command = [sys.executable, "-m", "playerpulse", "infra", "create", "--env", "aws", "--workdir", str(tmp_path)]
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert done.returncode == 0, done.stderr
+    assert f"bucket {env['PLAYERPULSE_BUCKET']}: created" in done.stdout

@@ -134,3 +134,15 @@ def test_a_null_master_without_a_session_or_spark_submit_says_what_to_do(setting
 
     with pytest.raises(ConfigError, match="PLAYERPULSE_SPARK_MASTER"):
         get_spark(cluster)
+
+
+@pytest.mark.spark
+def test_a_session_without_the_log_store_jar_stops_naming_the_jar(spark, settings):
+    from pipelines.session import S3_DYNAMODB_LOG_STORE, _adopt
+
+    lake = with_lake(settings, dynamodb_log_store=DynamoDBLogStoreConfig(table_name="delta_log"))
+    cluster = lake.model_copy(update={"spark": lake.spark.model_copy(update={"master": None})})
+
+    with pytest.raises(ConfigError, match=r"io\.delta:delta-storage-s3-dynamodb") as refused:
+        _adopt(spark, cluster)
+    assert S3_DYNAMODB_LOG_STORE in str(refused.value)
