@@ -71,7 +71,7 @@ bench-serving: python-deps
 	$(BIN)/python benchmarks/serving.py $(BENCH_ARGS)
 
 # One model trained on each feature set over the demo's simulated history (seeds 7 and 1): holdout
-# AUC against the ground-truth ceiling, player_activity_v1 against v2.
+# AUC against the ground-truth ceiling, player_activity_v1 against v2 and v3.
 bench-feature-sets: install
 	$(BIN)/python benchmarks/feature_sets.py $(BENCH_ARGS)
 

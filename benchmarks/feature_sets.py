@@ -1,7 +1,7 @@
 """Feature sets against each other: one model's AUC on each set, and the ground-truth ceiling.
 
 ```bash
-.venv/bin/python benchmarks/feature_sets.py                    # store_offer on v1 and v2, demo data, seeds 7 and 1
+.venv/bin/python benchmarks/feature_sets.py                    # store_offer on v1, v2 and v3, demo data, seeds 7 and 1
 .venv/bin/python benchmarks/feature_sets.py --model churn_risk --seeds 7
 .venv/bin/python benchmarks/feature_sets.py --players 500 --days 20 --seeds 7   # a quick check
 ```
@@ -35,7 +35,7 @@ from features.config import load_settings
 from features.definitions import FEATURE_SETS
 from features.model_config import load_model_config
 
-DEFAULT_SETS = ("player_activity_v1", "player_activity_v2")
+DEFAULT_SETS = ("player_activity_v1", "player_activity_v2", "player_activity_v3")
 
 
 def _history(settings, players: int, days: int, seed: int, spark, console: Console) -> None:
@@ -105,7 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--players", type=int, default=2000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seeds", default="7,1", help="comma-separated simulation seeds")
+    parser.add_argument(
+        "--spark-conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting for this run's session (spark.python.authenticate.socketTimeout=180s on a busy machine)",
+    )
     args = parser.parse_args(argv)
+    extra_conf = dict(kv.split("=", 1) for kv in args.spark_conf)
     sets = tuple(s for s in args.sets.split(",") if s)
     unknown = [s for s in sets if s not in FEATURE_SETS]
     if unknown:
@@ -113,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(width=max(Console().width, 120))
     from pipelines.session import get_spark
 
-    spark = get_spark(load_settings("local", Path(tempfile.mkdtemp(prefix="pp-fsets-"))), app_name="bench-feature-sets")
+    base = load_settings("local", Path(tempfile.mkdtemp(prefix="pp-fsets-")))
+    spark_cfg = base.spark.model_copy(update={"conf": {**base.spark.conf, **extra_conf}})
+    spark = get_spark(base.model_copy(update={"spark": spark_cfg}), app_name="bench-feature-sets")
     rows: list[dict[str, Any]] = []
     try:
         for seed in (int(s) for s in args.seeds.split(",")):

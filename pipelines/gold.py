@@ -228,8 +228,9 @@ def features_at_day_end(spark: SparkSession, daily_df: DataFrame, fs: FeatureSet
         return out
     ratios = []
     for ratio in fs.ratios:
-        den = F.col(ratio.denominator)
-        value = F.when(den.isNotNull() & (den != 0), F.col(ratio.numerator) / den * F.lit(ratio.scale))
+        num = F.col(ratio.numerator) + F.lit(float(ratio.prior_numerator))
+        den = F.col(ratio.denominator) + F.lit(float(ratio.prior_denominator))
+        value = F.when(den.isNotNull() & (den != 0), num / den * F.lit(ratio.scale))
         ratios.append(value.cast("double").alias(ratio.name))
     return out.select("*", *ratios)
 

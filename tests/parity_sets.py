@@ -42,11 +42,15 @@ PARITY_SET = FeatureSet(
         Recency("event", EVENT_TYPES, unit="minutes"),
         Recency("purchase", ("purchase",), unit="minutes"),
     ),
-    ratios=(Ratio("store_view_trend_1d_7d", "store_view_count_1d", "store_view_count_7d", scale=7.0),),
+    ratios=(
+        Ratio("store_view_trend_1d_7d", "store_view_count_1d", "store_view_count_7d", scale=7.0),
+        Ratio("coins_per_view_shrunk", "coins_sum_lifetime", "store_view_count_lifetime", 1.0, 5.0, 2.0),
+    ),
     online=False,
 )
 """Every operation × every resolution: count, and sum…distinct over a number, first/last/
-distinct over a string, avg/first/last over a boolean; recencies in days and minutes; a ratio."""
+distinct over a string, avg/first/last over a boolean; recencies in days and minutes; a ratio,
+and a ratio shrunk by priors (defined where the raw one is not: no store view yet)."""
 
 HOUR = 3_600_000
 

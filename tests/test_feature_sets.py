@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from features.config import Settings, load_settings
-from features.definitions import PLAYER_ACTIVITY_V1, Aggregation, FeatureSet, Recency, registry
+from features.definitions import PLAYER_ACTIVITY_V1, Aggregation, FeatureSet, Ratio, Recency, registry
 from features.errors import ConfigError, ModelNotFound
 from features.model_config import ModelConfig, parse_model_config
 from features.online import OnlineStore, open_online_store
@@ -125,6 +125,31 @@ def test_two_sets_writing_one_table_are_refused() -> None:
 
     with pytest.raises(ValueError, match=r"engagement_v1 and twin_v1 both write gold\.engagement_v1"):
         registry(ENGAGEMENT_V1, twin)
+
+
+# --- ratios, raw and shrunk --------------------------------------------------------------------
+
+
+def test_a_raw_ratio_is_undefined_without_a_denominator() -> None:
+    trend = Ratio("trend", "a", "b", scale=7.0)
+    assert trend.value(2, 14) == pytest.approx(1.0)
+    assert trend.value(2, 0) is None and trend.value(None, 3) is None and trend.value(1, None) is None
+
+
+def test_a_shrunk_ratio_tells_a_thin_history_from_a_long_one() -> None:
+    """0 purchases in 2 sessions and 0 in 60 are both a raw rate of 0; with a prior of 0.5
+    purchases in 20 sessions the thin history stays near the prior's 0.025."""
+    rate = Ratio("purchase_rate", "purchases", "sessions", prior_numerator=0.5, prior_denominator=20.0)
+    assert rate.value(0, 2) == pytest.approx(0.5 / 22)
+    assert rate.value(0, 60) == pytest.approx(0.5 / 80)
+    assert rate.value(0, 0) == pytest.approx(0.025)  # no sessions yet: the prior itself
+    assert rate.value(6, 60) == pytest.approx(6.5 / 80)
+    assert rate.value(None, 5) is None
+
+
+def test_a_ratio_refuses_negative_priors() -> None:
+    with pytest.raises(ValueError, match="pseudo-counts"):
+        Ratio("r", "a", "b", prior_numerator=-1.0)
 
 
 # --- one input, one definition -----------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from features.config import Settings
-from features.definitions import PLAYER_ACTIVITY_V1, PLAYER_ACTIVITY_V2
+from features.definitions import PLAYER_ACTIVITY_V1, PLAYER_ACTIVITY_V3
 from features.errors import ConfigError, ModelNotFound
 from features.model_config import list_model_configs, load_model_config
 
@@ -52,7 +52,7 @@ def write(folder: Path, data: dict[str, Any], stem: str | None = None) -> Path:
 def test_the_shipped_store_offer_declaration_is_valid(settings: Settings) -> None:
     cfg = load_model_config(settings, "store_offer")
     assert cfg.label.event_type == "purchase" and cfg.label.horizon_hours == 24
-    assert cfg.feature_set == "player_activity_v2" and cfg.feature_names == PLAYER_ACTIVITY_V2.feature_names
+    assert cfg.feature_set == "player_activity_v3" and cfg.feature_names == PLAYER_ACTIVITY_V3.feature_names
     assert cfg.response.content_for(0.5)["offer"] == "premium_bundle"
     assert cfg.response.content_for(0.2)["offer"] == "starter_pack"
     assert cfg.response.content_for(0.01)["offer"] == "free_daily_gift"
