@@ -183,7 +183,12 @@ def test_run_rebuilds_daily_and_feature_tables_from_silver(spark, settings):
         spark, [("p1", "session_start", "2026-11-01T12:00:00", {}), ("p1", "session_start", "2026-11-03T12:00:00", {})]
     ).write.format("delta").save(table_path(settings, "silver.player_events"))
 
-    every_table = {"gold.player_daily": 2, "gold.player_features_v1": 3, "gold.player_activity_v2": 3}
+    every_table = {
+        "gold.player_daily": 2,
+        "gold.player_features_v1": 3,
+        "gold.player_activity_v2": 3,
+        "gold.player_activity_v3": 3,
+    }
     assert gold.run(spark, settings) == every_table
     assert gold.run(spark, settings) == every_table  # overwritten
     features = spark.read.format("delta").load(table_path(settings, "gold.player_features_v1"))

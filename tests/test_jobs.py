@@ -33,6 +33,11 @@ def test_run_all_takes_stream_events_to_feature_rows(spark, settings):
     assert list(metrics) == ["bronze", "silver", "gold"]
     assert metrics["bronze"] == {"bronze.player_events": 2, "bronze.dead_letter": 1}
     assert (metrics["silver"]["silver.player_events"], metrics["silver"]["silver.quarantine"]) == (1, 1)
-    assert metrics["gold"] == {"gold.player_daily": 1, "gold.player_features_v1": 1, "gold.player_activity_v2": 1}
+    assert metrics["gold"] == {
+        "gold.player_daily": 1,
+        "gold.player_features_v1": 1,
+        "gold.player_activity_v2": 1,
+        "gold.player_activity_v3": 1,
+    }
     row = spark.read.format("delta").load(table_path(settings, "gold.player_features_v1")).first()
     assert (row.player_id, row.session_count_1d) == ("p1", 1)

@@ -47,6 +47,7 @@ EXPECTED_TABLES = {
     "gold.player_daily",
     "gold.player_features_v1",
     "gold.player_activity_v2",
+    "gold.player_activity_v3",
 }
 RUN_TIMEOUT_S = 900
 

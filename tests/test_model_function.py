@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from features.config import hash_api_key, load_settings
+from features.config import conf_dir, hash_api_key, load_settings
 from features.errors import ConfigError
 from features.model_config import parse_model_config
 from features.online import Profile, open_online_store
@@ -32,13 +32,15 @@ def event(name: str, **changes: Any) -> dict[str, Any]:
     return e
 
 
-def tiny_champion(feature_names: list[str], name: str = "store_offer", feature_set: str = "player_activity_v2"):
+def tiny_champion(feature_names: list[str], name: str = "store_offer", feature_set: str | None = None):
     import xgboost as xgb
 
     rng = np.random.default_rng(3)
     x = rng.random((200, len(feature_names)), dtype=np.float32)
     y = (x[:, 0] > 0.5).astype(np.float32)
     booster = xgb.train({"max_depth": 2, "nthread": 1}, xgb.DMatrix(x, y, feature_names=feature_names), 3)
+    if feature_set is None:  # the set the shipped YAML trains on
+        feature_set = parse_model_config(conf_dir() / "models" / f"{name}.yaml").feature_set
     return ChampionModel(name, 4, booster, tuple(feature_names), feature_set)
 
 
