@@ -202,26 +202,24 @@ class KinesisStream(Stream):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def shards(self) -> list[str]:
+    def _listed_shards(self) -> list[dict[str, Any]]:
+        """Every ``ListShards`` entry of the stream (ids, lineage, sequence number ranges)."""
         try:
-            out: list[str] = []
+            listed: list[dict[str, Any]] = []
             for page in self._client.get_paginator("list_shards").paginate(StreamName=self.name):
-                out.extend(s["ShardId"] for s in page["Shards"])
-            return out
+                listed.extend(page["Shards"])
+            return listed
         except (BotoCoreError, ClientError) as exc:
             raise self._unavailable("list shards", exc) from exc
+
+    def shards(self) -> list[str]:
+        return [s["ShardId"] for s in self._listed_shards()]
 
     def shard_families(self) -> list[list[str]]:
         """Shards joined through ``ParentShardId`` / ``AdjacentParentShardId`` (a split's or a
         merge's lineage), each family ordered by its shards' first sequence numbers, so a
         parent's records are read before its children's."""
-        try:
-            listed: list[dict[str, Any]] = []
-            for page in self._client.get_paginator("list_shards").paginate(StreamName=self.name):
-                listed.extend(page["Shards"])
-        except (BotoCoreError, ClientError) as exc:
-            raise self._unavailable("list shards", exc) from exc
-        return lineage_families(listed)
+        return lineage_families(self._listed_shards())
 
     def _iterator(self, shard: str, after: str | None) -> str:
         args: dict[str, Any] = {"StreamName": self.name, "ShardId": shard}
